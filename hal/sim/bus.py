@@ -1,0 +1,438 @@
+# Simulated I2C, SPI and UART buses with the interface of machine.I2C/SPI/UART
+# (CONTRACT.md section 1), a log of every transaction, and per-device faults.
+#
+# The paths a driver calls every cycle (readfrom_mem_into, writeto_mem, SPI frames)
+# allocate nothing when the log is off, so heap measurements of a driver on a
+# simulated bus measure the driver.
+
+from errno import EIO, ENODEV, ETIMEDOUT
+
+from hal import clock as _clock
+
+
+class Faults:
+    """Fault switches of one simulated device.
+
+    absent:       the device does not answer (I2C: no ACK, OSError ENODEV; SPI: MISO floats high).
+    fail(n, errno, count): the n-th transaction from now (1 = the next) and the count-1
+                  after it raise OSError(errno) (EIO by default, ETIMEDOUT for clock stretching).
+    corrupt(n, mode): the next n reads return damaged bytes: mode "ones" (SDA stuck high,
+                  every byte 0xFF) or "flip" (one bit flipped in every byte).
+    stuck_busy:   the device's busy/data-ready flag never clears (model-specific).
+    """
+
+    def __init__(self):
+        self.absent = False
+        self.stuck_busy = False
+        self._fail_at = 0
+        self._fail_left = 0
+        self.fail_errno = EIO
+        self.corrupt_left = 0
+        self.corrupt_mode = "ones"
+
+    def fail(self, n=1, errno=EIO, count=1):
+        if n < 1 or count < 1:
+            raise ValueError("fail: n and count must be >= 1")
+        self._fail_at = n
+        self._fail_left = count
+        self.fail_errno = errno
+
+    def corrupt(self, n=1, mode="ones"):
+        if mode not in ("ones", "flip"):
+            raise ValueError("corrupt: mode must be 'ones' or 'flip', not %r" % (mode,))
+        self.corrupt_left = n
+        self.corrupt_mode = mode
+
+    def clear(self):
+        self.__init__()
+
+    def check(self):
+        """Called once per transaction; returns the errno to raise, or 0."""
+        if self._fail_left:
+            self._fail_at -= 1
+            if self._fail_at <= 0:
+                self._fail_left -= 1
+                self._fail_at = 1
+                return self.fail_errno
+        return 0
+
+    def damage(self, buf):
+        if not self.corrupt_left:
+            return
+        self.corrupt_left -= 1
+        ones = self.corrupt_mode == "ones"
+        for i in range(len(buf)):
+            buf[i] = 0xFF if ones else buf[i] ^ (1 << (i & 7))
+
+
+class SimDevice:
+    """Base of every device model: a clock, faults and a transaction count.
+
+    Byte-level interface used by the buses (override what the chip supports):
+      on_write(data)            an I2C write or the bytes an SPI master sent
+      on_read_into(buf)         an I2C read continuing from the last write
+      read_mem_into(reg, buf)   I2C write of the register address then repeated-start read
+      write_mem(reg, data)      I2C write of the register address then data
+      spi_read(mosi, start, rbuf)  inside a chip-select frame: fill rbuf with what the chip
+                                shifts out for bytes mosi[start:], mosi being the frame so far
+      spi_end(mosi)             chip select rose: act on the whole frame (e.g. register writes)
+    """
+
+    name = "device"
+
+    def __init__(self, clock=None):
+        self.clock = clock if clock is not None else _clock.current()
+        self.faults = Faults()
+        self.transactions = 0
+
+    def elapsed_ms(self):
+        """Simulated time in ms: a VirtualClock's unwrapped now_ms, else the ticks."""
+        clk = self.clock
+        return clk.now_ms if hasattr(clk, "now_ms") else clk.ticks_ms()
+
+    def on_write(self, data):
+        raise OSError(EIO)
+
+    def on_read_into(self, buf):
+        raise OSError(EIO)
+
+    def read_mem_into(self, reg, buf):
+        self.on_write(bytes((reg,)))
+        self.on_read_into(buf)
+
+    def write_mem(self, reg, data):
+        self.on_write(bytes((reg,)) + bytes(data))
+
+    def spi_read(self, mosi, start, rbuf):
+        for i in range(len(rbuf)):
+            rbuf[i] = 0xFF
+
+    def spi_end(self, mosi):
+        pass
+
+
+class RegisterDevice(SimDevice):
+    """A chip with an 8-bit register map and address auto-increment (BME280, BH1750-like maps)."""
+
+    def __init__(self, size=256, clock=None):
+        super().__init__(clock)
+        self.regs = bytearray(size)
+        self.pointer = 0
+
+    # Hooks for the model: called before a register is read / after it is written.
+    def before_read(self, reg, n):
+        pass
+
+    def after_write(self, reg, value):
+        self.regs[reg] = value
+
+    def next_reg(self, reg):
+        return (reg + 1) & 0xFF
+
+    def read_mem_into(self, reg, buf):
+        self.before_read(reg, len(buf))
+        regs = self.regs
+        for i in range(len(buf)):
+            buf[i] = regs[reg]
+            reg = self.next_reg(reg)
+        self.pointer = reg
+
+    def write_mem(self, reg, data):
+        for i in range(len(data)):
+            self.after_write(reg, data[i])
+            reg = self.next_reg(reg)
+        self.pointer = reg
+
+    def on_write(self, data):
+        if len(data):
+            self.pointer = data[0]
+            if len(data) > 1:
+                self.write_mem(data[0], memoryview(data)[1:])
+
+    def on_read_into(self, buf):
+        self.read_mem_into(self.pointer, buf)
+
+
+def _raise(errno, what):
+    raise OSError(errno, what)
+
+
+class _Bus:
+    def __init__(self, clock=None, log=True):
+        self.clock = clock if clock is not None else _clock.current()
+        self.log = [] if log else None
+        self.transactions = 0
+
+    def _record(self, entry):
+        if self.log is not None:
+            self.log.append((self.clock.ticks_ms(),) + entry)
+
+    def clear_log(self):
+        self.transactions = 0
+        if self.log is not None:
+            self.log = []
+
+
+class SimI2C(_Bus):
+    """machine.I2C over simulated devices: I2C(…).scan(), readfrom_mem_into(), …
+
+    Each call is one bus transaction (one START … STOP), counted in `transactions`
+    and, unless log=False, appended to `log` as (ticks_ms, op, addr, reg, data).
+    """
+
+    def __init__(self, clock=None, log=True, freq=400000):
+        super().__init__(clock, log)
+        self.freq = freq
+        self.devices = {}
+
+    def attach(self, device, addr):
+        if not 0x08 <= addr <= 0x77:
+            raise ValueError("I2C address 0x%02x outside 0x08..0x77" % addr)
+        if addr in self.devices:
+            raise ValueError("I2C address 0x%02x already taken" % addr)
+        self.devices[addr] = device
+        return device
+
+    def detach(self, addr):
+        return self.devices.pop(addr)
+
+    def _device(self, addr):
+        self.transactions += 1
+        dev = self.devices.get(addr)
+        if dev is None or dev.faults.absent:
+            _raise(ENODEV, "I2C: no ACK from 0x%02x" % addr)
+        dev.transactions += 1
+        err = dev.faults.check()
+        if err:
+            _raise(err, "I2C: fault at 0x%02x" % addr)
+        return dev
+
+    def scan(self):
+        self.transactions += 1
+        self._record(("scan", None, None, None))
+        return [a for a in sorted(self.devices) if not self.devices[a].faults.absent]
+
+    def readfrom_mem_into(self, addr, memaddr, buf):
+        dev = self._device(addr)
+        dev.read_mem_into(memaddr, buf)
+        dev.faults.damage(buf)
+        if self.log is not None:
+            self._record(("read_mem", addr, memaddr, bytes(buf)))
+
+    def readfrom_mem(self, addr, memaddr, nbytes):
+        buf = bytearray(nbytes)
+        self.readfrom_mem_into(addr, memaddr, buf)
+        return bytes(buf)
+
+    def writeto_mem(self, addr, memaddr, buf):
+        dev = self._device(addr)
+        dev.write_mem(memaddr, buf)
+        if self.log is not None:
+            self._record(("write_mem", addr, memaddr, bytes(buf)))
+
+    def readfrom_into(self, addr, buf):
+        dev = self._device(addr)
+        dev.on_read_into(buf)
+        dev.faults.damage(buf)
+        if self.log is not None:
+            self._record(("read", addr, None, bytes(buf)))
+
+    def readfrom(self, addr, nbytes):
+        buf = bytearray(nbytes)
+        self.readfrom_into(addr, buf)
+        return bytes(buf)
+
+    def writeto(self, addr, buf):
+        dev = self._device(addr)
+        dev.on_write(buf)
+        if self.log is not None:
+            self._record(("write", addr, None, bytes(buf)))
+        return len(buf) + 1  # ACKs received: the address byte and every data byte
+
+
+class SimPin:
+    """machine.Pin stand-in: value(), on(), off(), and calling it; watchers see every change."""
+
+    OUT = 1
+    IN = 0
+    PULL_UP = 1
+
+    def __init__(self, pin_id=None, mode=None, pull=None, value=1):
+        self.id = pin_id
+        self._value = 1 if value else 0
+        self.watchers = []
+
+    def value(self, v=None):
+        if v is None:
+            return self._value
+        v = 1 if v else 0
+        if v != self._value:
+            self._value = v
+            for w in self.watchers:
+                w(self, v)
+
+    def __call__(self, v=None):
+        return self.value(v)
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+    def init(self, *args, **kwargs):
+        pass
+
+    def __repr__(self):
+        return "SimPin(%r)" % (self.id,)
+
+
+class SimSPI(_Bus):
+    """machine.SPI over simulated devices selected by their chip-select SimPin (active low).
+
+    One transaction is one chip-select frame (CS low … CS high). Inside a frame the
+    bytes written and read are collected and handed to the device when CS rises, so a
+    device sees the whole frame; reads during the frame are answered by the device's
+    `spi_read` for what was sent so far.
+    """
+
+    def __init__(self, clock=None, log=True, baudrate=1000000):
+        super().__init__(clock, log)
+        self.baudrate = baudrate
+        self._selected = None
+        self._mosi = bytearray(64)
+        self._n = 0
+
+    def attach(self, device, cs):
+        cs.watchers.append(self._cs_changed)
+        cs.device = device
+        return device
+
+    def _cs_changed(self, pin, v):
+        if v == 0:
+            self.transactions += 1
+            self._selected = pin.device
+            self._selected.transactions += 1
+            self._n = 0
+        else:
+            dev = self._selected
+            self._selected = None
+            if dev is not None and not dev.faults.absent:
+                dev.spi_end(memoryview(self._mosi)[: self._n])
+            if self.log is not None:
+                self._record(("frame", pin.id, None, bytes(self._mosi[: self._n])))
+
+    def _shift(self, wbuf, rbuf, fill):
+        dev = self._selected
+        n = len(rbuf) if rbuf is not None else len(wbuf)
+        while self._n + n > len(self._mosi):
+            self._mosi.extend(bytes(len(self._mosi)))
+        start = self._n
+        mosi = self._mosi
+        for i in range(n):
+            mosi[start + i] = wbuf[i] if wbuf is not None else fill
+        self._n = start + n
+        if rbuf is None:
+            return
+        if dev is None or dev.faults.absent:
+            for i in range(n):
+                rbuf[i] = 0xFF  # nobody drives MISO: the pull-up reads ones
+            return
+        dev.spi_read(memoryview(mosi)[: start + n], start, rbuf)
+        dev.faults.damage(rbuf)
+
+    def write(self, buf):
+        self._shift(buf, None, 0)
+
+    def readinto(self, buf, write_byte=0):
+        self._shift(None, buf, write_byte)
+
+    def read(self, nbytes, write_byte=0):
+        buf = bytearray(nbytes)
+        self.readinto(buf, write_byte)
+        return bytes(buf)
+
+    def write_readinto(self, wbuf, rbuf):
+        self._shift(wbuf, rbuf, 0)
+
+
+class SimUARTDevice(SimDevice):
+    """Base of a UART device model: receives what the host writes, emits bytes over time."""
+
+    baudrate = 9600
+
+    def on_rx(self, data):
+        """Bytes the host wrote to the device."""
+
+    def poll(self, out):
+        """Append to bytearray `out` what the device sent up to now (self.elapsed_ms())."""
+
+
+class SimUART(_Bus):
+    """machine.UART wired to one simulated device: write(), read(), readinto(), any().
+
+    The receive buffer is bounded like a board's (rxbuf bytes): bytes that arrive while
+    it is full are lost, as they are on a real UART.
+    """
+
+    def __init__(self, device=None, clock=None, log=True, rxbuf=256, baudrate=9600):
+        super().__init__(clock, log)
+        self.device = device
+        self.baudrate = baudrate
+        self.rxbuf = rxbuf
+        self._rx = bytearray()
+        self._incoming = bytearray()
+        self.overruns = 0
+
+    def _pump(self):
+        dev = self.device
+        if dev is None or dev.faults.absent:
+            return
+        dev.poll(self._incoming)
+        if self._incoming:
+            room = self.rxbuf - len(self._rx)
+            if len(self._incoming) > room:
+                self.overruns += len(self._incoming) - room
+                self._rx.extend(self._incoming[:room])
+            else:
+                self._rx.extend(self._incoming)
+            self._incoming = bytearray()
+
+    def any(self):
+        self._pump()
+        return len(self._rx)
+
+    def read(self, nbytes=None):
+        n = self.any() if nbytes is None else nbytes
+        buf = bytearray(n)
+        got = self.readinto(buf)
+        if got is None:
+            return None  # machine.UART.read() returns None on timeout with nothing read
+        return bytes(buf[:got])
+
+    def readinto(self, buf, nbytes=None):
+        self._pump()
+        n = len(buf) if nbytes is None else min(nbytes, len(buf))
+        n = min(n, len(self._rx))
+        if n == 0:
+            return None
+        for i in range(n):
+            buf[i] = self._rx[i]
+        self._rx = self._rx[n:]
+        self.transactions += 1
+        if self.device is not None:
+            self.device.faults.damage(memoryview(buf)[:n])
+        self._record(("read", None, None, bytes(buf[:n])))
+        return n
+
+    def write(self, buf):
+        self.transactions += 1
+        self._record(("write", None, None, bytes(buf)))
+        dev = self.device
+        if dev is not None and not dev.faults.absent:
+            dev.transactions += 1
+            dev.on_rx(bytes(buf))
+        return len(buf)
+
+    def flush(self):
+        pass

