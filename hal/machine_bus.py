@@ -57,3 +57,30 @@ def output_pin(board_name, name, machine=None, value=0):
     if name not in pins:
         raise ValueError("board %s has no pin named %r (it has: %s)" % (board_name, name, ", ".join(sorted(pins))))
     return m.Pin(pins[name], m.Pin.OUT, value=value)
+
+
+class MachinePlatform:
+    """What the node asks a board for, by name: buses opened once and shared, pins."""
+
+    def __init__(self, board_name, machine=None):
+        board(board_name)  # fail early on an unknown board
+        self.board = board_name
+        self.machine = machine
+        self._buses = {}
+        self._pins = {}
+
+    def bus(self, name, kind=None, baudrate=None):
+        if name not in self._buses:
+            self._buses[name] = open_bus(self.board, name, self.machine, baudrate)
+        return self._buses[name]
+
+    def pin(self, name):
+        if name not in self._pins:
+            self._pins[name] = output_pin(self.board, name, self.machine)
+        return self._pins[name]
+
+    def chip_select(self, bus_name):
+        key = "cs-" + bus_name
+        if key not in self._pins:
+            self._pins[key] = chip_select(self.board, bus_name, self.machine)
+        return self._pins[key]

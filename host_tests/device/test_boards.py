@@ -106,3 +106,14 @@ def test_esp32_avoids_flash_and_strapping_pins():
             for role, pin in desc[kind][index].items():
                 if role in ("sck", "mosi", "miso", "cs", "scl", "sda", "tx", "rx"):
                     assert pin not in forbidden, (kind, index, role, pin)
+
+
+def test_machine_platform_opens_each_bus_once():
+    m = _Recorder()
+    p = machine_bus.MachinePlatform("esp32-devkitc", machine=m)
+    assert p.bus("i2c0") is p.bus("i2c0")
+    assert len([c for c in m.calls if c[0] == "I2C"]) == 1
+    assert p.pin("led") is p.pin("led")
+    p.chip_select("spi2")
+    assert m.calls[-1] == ("Pin", 5, 1, 1)
+    raises(ValueError, machine_bus.MachinePlatform, "arduino-uno")

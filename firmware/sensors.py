@@ -1,0 +1,198 @@
+# The node's sensors: each configured sensor in a slot with its own interval, warm-up,
+# window aggregate and error count. A sensor that fails gives null for its quantities
+# and counts an error; one that is absent at boot or stops answering is opened again
+# later, so a sensor that comes back is used again without a reboot.
+#
+# A slot samples `window.n` times per interval (evenly spaced) and take() hands the
+# node one value per quantity: the median or mean of the good samples, or None.
+
+from hal import clock
+
+# driver name -> (module, class, bus kind, quantities, default warm-up in s).
+# Warm-up: optical PM sensors need ~30 s of fan and laser before readings count
+# (Plantower and Nova datasheets); the SCD4x's first periodic value comes after 5 s.
+DRIVERS = {
+    "bme280": ("drivers.bme280", "BME280", "i2c", ("temperature", "humidity", "pressure"), 0),
+    "sht4x": ("drivers.sht4x", "SHT4x", "i2c", ("temperature", "humidity"), 0),
+    "bh1750": ("drivers.bh1750", "BH1750", "i2c", ("illuminance",), 0),
+    "scd4x": ("drivers.scd4x", "SCD4x", "i2c", ("co2", "temperature", "humidity"), 5),
+    "sps30": ("drivers.sps30", "SPS30", "i2c", ("pm1_0", "pm2_5", "pm10"), 30),
+    "pms5003": ("drivers.pms5003", "PMS5003", "uart", ("pm1_0", "pm2_5", "pm10"), 30),
+    "sds011": ("drivers.sds011", "SDS011", "uart", ("pm1_0", "pm2_5", "pm10"), 30),
+}
+
+# After this many failed reads in a row the driver is dropped and opened again, so a
+# chip that lost power is set up from scratch (identity, calibration, mode).
+_REOPEN_AFTER = 3
+_RETRY_MAX_MS = 60000
+
+
+def median(values):
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def mean(values):
+    return sum(values) / len(values)
+
+
+AGGREGATES = {"median": median, "mean": mean}
+
+
+def aggregate(samples, quantities, how):
+    """One value per quantity from a list of read() dicts; None where no sample had one."""
+    fn = AGGREGATES[how]
+    out = {}
+    for q in quantities:
+        vals = [s[q] for s in samples if s.get(q) is not None]
+        out[q] = fn(vals) if vals else None
+    return out
+
+
+class SensorSlot:
+    """One configured sensor. `platform` opens buses and pins by name (hal backends)."""
+
+    def __init__(self, spec, platform, default_interval_s):
+        self.name = spec["name"]
+        self.kind = spec["driver"]
+        if self.kind not in DRIVERS:
+            raise ValueError("sensor %s: unknown driver %r" % (self.name, self.kind))
+        self._module, self._class, self.bus_kind, self.quantities, warmup_s = DRIVERS[self.kind]
+        self.spec = spec
+        self.platform = platform
+        interval_s = spec.get("interval_s") or default_interval_s
+        window = spec.get("window") or {}
+        self.window_n = window.get("n", 1)
+        self.how = window.get("agg", "median")
+        self.period_ms = int(interval_s * 1000) // self.window_n
+        w = spec.get("warmup_s")
+        self.warmup_ms = int((warmup_s if w is None else w) * 1000)
+        self.driver = None
+        self.state = "closed"  # closed, warmup, ok, failing, absent, misconfigured
+        self.errors = 0
+        self.reads = 0
+        self.last_error = None
+        self.reopened = 0
+        self._failures = 0
+        self._samples = []
+        now = clock.ticks_ms()
+        self._next_ms = now
+        self._retry_ms = now
+        self._warm_until = now
+
+    def _error(self, e):
+        self.errors += 1
+        self.last_error = str(e)
+
+    def _open(self, now):
+        if self.state == "misconfigured" or clock.ticks_diff(now, self._retry_ms) < 0:
+            return
+        spec = self.spec
+        try:
+            mod = __import__(self._module, None, None, (self._class,))
+            cls = getattr(mod, self._class)
+            options = dict(spec.get("options") or {})
+            for key in options:
+                if key.endswith("_pin") and isinstance(options[key], str):
+                    options[key] = self.platform.pin(options[key])
+            bus = self.platform.bus(spec["bus"], self.bus_kind)
+            address = spec.get("address")
+            if self.bus_kind == "uart":
+                self.driver = cls(bus, **options)
+            elif self.bus_kind == "spi" or spec["bus"].startswith("spi"):
+                self.driver = cls(bus, self.platform.chip_select(spec["bus"]), **options)
+            elif address is None or address == "auto":
+                self.driver = cls(bus, **options)
+            else:
+                self.driver = cls(bus, address, **options)
+        except OSError as e:
+            self._error(e)
+            self.state = "absent"
+            # Retry at the sampling period, but at least once a minute.
+            self._retry_ms = clock.ticks_add(now, min(max(self.period_ms, 1000), _RETRY_MAX_MS))
+            return
+        except (ValueError, TypeError, ImportError, AttributeError) as e:
+            # A bad option or driver: retrying cannot help until the config changes.
+            self._error(e)
+            self.state = "misconfigured"
+            return
+        self._failures = 0
+        self._warm_until = clock.ticks_add(now, self.warmup_ms)
+        self.state = "warmup" if self.warmup_ms else "ok"
+
+    def due(self, now):
+        return clock.ticks_diff(now, self._next_ms) >= 0
+
+    def poll(self, now):
+        """Sample if due. Returns True if it sampled (well or not)."""
+        if not self.due(now):
+            return False
+        self._next_ms = clock.ticks_add(self._next_ms, self.period_ms)
+        if clock.ticks_diff(now, self._next_ms) > 0:
+            self._next_ms = clock.ticks_add(now, self.period_ms)  # fell behind: no burst of catch-up reads
+        if self.driver is None:
+            self._open(now)
+            if self.driver is None:
+                return True
+        try:
+            values = self.driver.read()
+        except OSError as e:
+            self._error(e)
+            self._failures += 1
+            self.state = "failing"
+            if self._failures >= _REOPEN_AFTER:
+                self.driver = None
+                self.reopened += 1
+            return True
+        self._failures = 0
+        self.reads += 1
+        if clock.ticks_diff(now, self._warm_until) < 0:
+            self.state = "warmup"
+            return True
+        self.state = "ok"
+        self._samples.append(values)
+        if len(self._samples) > self.window_n:
+            self._samples.pop(0)
+        return True
+
+    def take(self):
+        """The quantities for this cycle (aggregate of the window), and start a new window."""
+        out = aggregate(self._samples, self.quantities, self.how)
+        self._samples = []
+        return out
+
+    def health(self):
+        return {"state": self.state, "errors": self.errors, "last_error": self.last_error}
+
+
+class Sensors:
+    """All slots of a config, polled by the node's loop."""
+
+    def __init__(self, config, platform):
+        self.slots = []
+        for spec in config.get("sensors", ()):
+            if spec.get("enabled", True):
+                self.slots.append(SensorSlot(spec, platform, config.get("interval_s", 60)))
+
+    def poll(self, now):
+        n = 0
+        for slot in self.slots:
+            if slot.poll(now):
+                n += 1
+        return n
+
+    def take(self):
+        return {slot.name: slot.take() for slot in self.slots}
+
+    def errors(self):
+        return {slot.name: slot.errors for slot in self.slots}
+
+    def next_due_ms(self, now):
+        """Milliseconds until the next slot is due (0 if one is due now)."""
+        best = None
+        for slot in self.slots:
+            d = clock.ticks_diff(slot._next_ms, now)
+            if best is None or d < best:
+                best = d
+        return 0 if best is None or best < 0 else best

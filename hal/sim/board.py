@@ -1,0 +1,142 @@
+# The "unix-sim" board: simulated buses with a chip model for every configured sensor,
+# all in one simulated street, and a schedule of faults to switch on and off while the
+# node runs (how `streetnode sim` and the tests make sensors fail on a live node).
+#
+# The node asks it for buses and pins by name exactly as it asks a real board
+# (hal/machine_bus.MachinePlatform): platform.bus("i2c0", "i2c"), platform.pin("led").
+
+from errno import EIO
+
+from hal import clock
+from hal.sim.bus import SimI2C, SimPin, SimSPI, SimUART
+from hal.sim.environment import StreetEnvironment
+
+# driver name -> (model module, model class, default I2C address or None for UART/SPI)
+MODELS = {
+    "bme280": ("hal.sim.bme280", "SimBME280", 0x76),
+    "sht4x": ("hal.sim.sht4x", "SimSHT4x", 0x44),
+    "bh1750": ("hal.sim.bh1750", "SimBH1750", 0x23),
+    "scd4x": ("hal.sim.scd4x", "SimSCD4x", 0x62),
+    "sps30": ("hal.sim.sps30", "SimSPS30", 0x69),
+    "pms5003": ("hal.sim.pms5003", "SimPMS5003", None),
+    "sds011": ("hal.sim.sds011", "SimSDS011", None),
+}
+
+FAULT_KINDS = ("absent", "eio", "stuck_busy", "corrupt", "hang")
+
+
+def _model_class(driver):
+    module, name, address = MODELS[driver]
+    mod = __import__(module, None, None, (name,))
+    return getattr(mod, name), address
+
+
+class SimPlatform:
+    """Buses, pins and chip models for the sensors of a node config.
+
+    `faults`: a list of {"sensor": name, "kind": one of FAULT_KINDS, "at_s": t, "for_s": d}
+    (d 0 or absent: until the end), applied by tick() as simulated time passes.
+    """
+
+    def __init__(self, sensors, env=None, faults=(), clk=None):
+        self.clock = clk if clk is not None else clock.current()
+        self.env = env if env is not None else StreetEnvironment()
+        self.buses = {}
+        self.pins = {}
+        self.chips = {}
+        self._t0 = self.clock.ticks_ms()
+        for spec in sensors:
+            self._add(spec)
+        self.faults = []
+        for f in faults:
+            if f.get("sensor") not in self.chips:
+                raise ValueError("sim fault for unknown sensor %r" % (f.get("sensor"),))
+            if f.get("kind") not in FAULT_KINDS:
+                raise ValueError("sim fault kind must be one of %s, not %r" % (", ".join(FAULT_KINDS), f.get("kind")))
+            self.faults.append([f, "pending"])
+
+    def _add(self, spec):
+        driver = spec["driver"]
+        if driver not in MODELS:
+            raise ValueError("no simulated chip for driver %r" % (driver,))
+        cls, default_address = _model_class(driver)
+        chip = cls(env=self.env, clock=self.clock)
+        bus_name = spec["bus"]
+        if bus_name.startswith("uart"):
+            if bus_name in self.buses:
+                raise ValueError("%s already has a device" % bus_name)
+            self.buses[bus_name] = SimUART(chip, clock=self.clock, log=False, rxbuf=512)
+            power = (spec.get("options") or {}).get("power_pin")
+            if isinstance(power, str) and hasattr(chip, "attach_power"):
+                chip.attach_power(self.pin(power))
+        elif bus_name.startswith("spi"):
+            bus = self.buses.get(bus_name) or SimSPI(clock=self.clock, log=False)
+            self.buses[bus_name] = bus
+            bus.attach(chip, self.chip_select(bus_name))
+        else:
+            bus = self.buses.get(bus_name) or SimI2C(clock=self.clock, log=False)
+            self.buses[bus_name] = bus
+            address = spec.get("address")
+            bus.attach(chip, default_address if address in (None, "auto") else address)
+        self.chips[spec["name"]] = chip
+
+    # -- what the node asks for ---------------------------------------------------------
+
+    def bus(self, name, kind=None):
+        bus = self.buses.get(name)
+        if bus is None:
+            raise OSError(EIO, "sim board: no bus %s" % name)
+        return bus
+
+    def pin(self, name):
+        pin = self.pins.get(name)
+        if pin is None:
+            pin = self.pins[name] = SimPin(name, value=0)
+        return pin
+
+    def chip_select(self, bus_name):
+        return self.pin("cs-" + bus_name)
+
+    # -- faults over time ---------------------------------------------------------------
+
+    def tick(self, now=None):
+        """Switch scheduled faults on and off; returns the list of changes made."""
+        now = self.clock.ticks_ms() if now is None else now
+        t_ms = self.clock.ticks_diff(now, self._t0)
+        changes = []
+        for entry in self.faults:
+            f, state = entry
+            start = int(f.get("at_s", 0) * 1000)
+            length = int(f.get("for_s", 0) * 1000)
+            if state == "pending" and t_ms >= start:
+                self._switch(f, True)
+                entry[1] = "on"
+                changes.append((f["sensor"], f["kind"], True))
+            elif state == "on" and length and t_ms >= start + length:
+                self._switch(f, False)
+                entry[1] = "done"
+                changes.append((f["sensor"], f["kind"], False))
+        return changes
+
+    def _switch(self, f, on):
+        chip = self.chips[f["sensor"]]
+        faults = chip.faults
+        kind = f["kind"]
+        if kind == "absent":
+            faults.absent = on
+            if not on and f.get("power_cycle", True) and hasattr(chip, "power_cycle"):
+                chip.power_cycle()  # it comes back as a re-plugged chip does
+        elif kind == "eio":
+            if on:
+                faults.fail(1, EIO, count=1 << 30)
+            else:
+                faults.clear()
+        elif kind == "stuck_busy":
+            faults.stuck_busy = on
+        elif kind == "corrupt":
+            faults.corrupt(1 << 30 if on else 0, f.get("mode", "ones"))
+        elif kind == "hang":
+            if on and hasattr(chip, "hang"):
+                chip.hang()
+            elif not on and hasattr(chip, "power_cycle"):
+                chip.power_cycle()
