@@ -50,3 +50,33 @@ def heap_allocated(fn, repeat=1):
         return gc.mem_alloc() - before
     finally:
         gc.enable()
+
+
+class Rng:
+    """A seeded xorshift32 generator: MicroPython's random has no Random class, and
+    tests must draw the same numbers on both interpreters."""
+
+    def __init__(self, seed):
+        self.state = (seed * 2654435761 & 0xFFFFFFFF) or 1
+
+    def getrandbits(self, k):
+        out = 0
+        got = 0
+        while got < k:
+            x = self.state
+            x ^= (x << 13) & 0xFFFFFFFF
+            x ^= x >> 17
+            x ^= (x << 5) & 0xFFFFFFFF
+            self.state = x
+            out = (out << 32) | x
+            got += 32
+        return out >> (got - k)
+
+    def randint(self, a, b):
+        return a + self.getrandbits(32) % (b - a + 1)
+
+    def choice(self, seq):
+        return seq[self.randint(0, len(seq) - 1)]
+
+    def random(self):
+        return self.getrandbits(32) / 4294967296.0

@@ -1,0 +1,99 @@
+# Remote commands on <prefix>/<node>/cmd, answered on <prefix>/<node>/cmd/result.
+#
+#   in:  {"id": "42", "cmd": "set_interval", "args": {"interval_s": 30}}
+#   out: {"id": "42", "ok": true, ...}  or  {"id": "42", "ok": false, "error": "why"}
+#
+# Everything a command says is untrusted: the payload size is checked before parsing,
+# parsing errors of any kind (bad UTF-8, deep nesting, MemoryError) become ok:false,
+# and a handler never sees arguments that are not the types it asked for. Nothing a
+# command says can raise out of handle().
+
+import json
+
+MAX_PAYLOAD = 2048  # bytes; a patch of the whole config fits, a flood does not
+MAX_ID = 64
+
+# cmd -> {arg: (types, required)}; a handler gets exactly these keys.
+SCHEMA = {
+    "set_interval": {"interval_s": ((int, float), True)},
+    "set_sensor": {"name": ((str,), True), "options": ((dict,), False), "interval_s": ((int, float), False),
+                   "enabled": ((bool,), False)},
+    "patch_config": {"patch": ((dict,), True)},
+    "reboot": {"delay_ms": ((int,), False)},
+    "identify": {"seconds": ((int, float), False)},
+    "health": {},
+    "get_config": {},
+}  # fmt: skip
+
+
+def _reply(cid, ok, error=None, extra=None):
+    out = {"id": cid, "ok": ok}
+    if error is not None:
+        out["error"] = error
+    if extra:
+        for k in extra:
+            out[k] = extra[k]
+    return out
+
+
+def parse(payload):
+    """(id, cmd, args) of a command payload, or raise ValueError with the reason.
+    `id` is returned as soon as it is known, in the exception's second argument."""
+    if payload is None or len(payload) > MAX_PAYLOAD:
+        raise ValueError("payload over %d bytes" % MAX_PAYLOAD, "")
+    try:
+        if isinstance(payload, (bytes, bytearray, memoryview)):
+            payload = bytes(payload).decode()
+        msg = json.loads(payload)
+    except Exception:  # noqa: BLE001 - UnicodeError, ValueError, RuntimeError (depth), MemoryError
+        raise ValueError("not a JSON object", "")
+    if not isinstance(msg, dict):
+        raise ValueError("not a JSON object", "")
+    cid = msg.get("id")
+    if not isinstance(cid, str) or not 0 < len(cid) <= MAX_ID:
+        raise ValueError("id must be a string of 1 to %d characters" % MAX_ID, "")
+    cmd = msg.get("cmd")
+    if not isinstance(cmd, str) or cmd not in SCHEMA:
+        raise ValueError("unknown command %s" % (json.dumps(cmd)[:40] if isinstance(cmd, str) else "(none)"), cid)
+    args = msg.get("args", {})
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ValueError("args must be an object", cid)
+    schema = SCHEMA[cmd]
+    for key in args:
+        if key not in schema:
+            raise ValueError("%s: unknown argument %s" % (cmd, json.dumps(key)[:40]), cid)
+    for key in schema:
+        types, required = schema[key]
+        if key not in args:
+            if required:
+                raise ValueError("%s: missing argument %s" % (cmd, key), cid)
+            continue
+        v = args[key]
+        # bool is an int in Python: only accept it where bool is asked for.
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+            raise ValueError("%s: %s has the wrong type" % (cmd, key), cid)
+    for k in msg:
+        if k not in ("id", "cmd", "args"):
+            raise ValueError("unknown field %s" % json.dumps(k)[:40], cid)
+    return cid, cmd, args
+
+
+def handle(payload, handlers):
+    """Run one command; returns the result dict to publish. `handlers` maps cmd to a
+    function(args) returning a dict of extra result fields (or None); a handler
+    signals a refused command with ValueError (the message is the reason)."""
+    try:
+        cid, cmd, args = parse(payload)
+    except ValueError as e:
+        return _reply(e.args[1] if len(e.args) > 1 else "", False, e.args[0])
+    fn = handlers.get(cmd)
+    if fn is None:
+        return _reply(cid, False, "command %s not supported on this node" % cmd)
+    try:
+        return _reply(cid, True, None, fn(args))
+    except ValueError as e:
+        return _reply(cid, False, str(e.args[0]) if e.args else "refused")
+    except Exception as e:  # noqa: BLE001 - a command must never take the node down
+        return _reply(cid, False, "internal error: %s" % (e.__class__.__name__,))
