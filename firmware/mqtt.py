@@ -1,0 +1,550 @@
+# The node's MQTT link: the one place where the link's resilience lives.
+#
+# After Peter Hinch's mqtt_as: every public call is "ensure connected, try, on OSError
+# drop the link and schedule a reconnect"; OSError is the one failure type that leaves
+# this module (a broker refusing us, garbage on the wire and timeouts all become one).
+# Nothing blocks beyond `timeout_s` per call. Reconnects back off exponentially with
+# full jitter, so a city of nodes does not arrive at once after a broker restart.
+#
+# The wire protocol is not ours: micropython-lib's umqtt.simple on MicroPython (a pinned
+# release fetched by tools/streetnode/deps.py, never edited) and paho-mqtt on CPython
+# (the Raspberry Pi gateway; firmware/mqtt_paho.py). Both sit behind the same small
+# backend interface:
+#   deadline (ticks), rx (changes whenever something arrives), open(), publish(),
+#   subscribe(), check(), ping(), abort(), close()
+# so the resilience below is written once.
+#
+#   link = MQTTLink("lamp-17", "broker.local", status={"fw": "0.3.0", "boot": 12})
+#   link.on_cmd = handle           # handle(payload_bytes), called from poll()
+#   link.poll()                    # often: reconnects when due, pings, delivers commands
+#   if link.publish("data", payload):   # QoS 1: True only once the PUBACK arrived
+#       outbox.ack(seq)
+
+import json
+
+from hal import clock
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+try:
+    from errno import ECONNABORTED, ECONNREFUSED, ECONNRESET, EIO, ENOTCONN, ETIMEDOUT
+except ImportError:  # a port without errno names: Linux/lwIP numbers
+    EIO, ECONNABORTED, ECONNREFUSED, ECONNRESET, ENOTCONN, ETIMEDOUT = 5, 103, 111, 104, 107, 110
+
+_DELAYS_KEPT = const(16)  # backoff delays remembered in .delays (for health and tests)
+_INBOX = const(8)  # commands held between two poll() calls; older ones are dropped
+_CHECK_ROUNDS = const(8)  # packets read per poll() at most, so poll() stays short
+_PID_MAX = const(65535)
+_IPPROTO_TCP = const(6)  # the same numbers on Linux and lwIP; MicroPython's unix
+_TCP_NODELAY = const(1)  # socket module does not name them
+
+# -- backend: umqtt.simple on MicroPython, paho-mqtt on CPython -----------------------------
+
+BACKEND = None
+try:
+    import socket as _socket
+
+    from umqtt import simple as _umqtt  # imports usocket: fails on CPython, as it should
+
+    BACKEND = "umqtt"
+except ImportError:
+    _umqtt = None
+if BACKEND is None:
+    try:
+        import paho.mqtt.client  # noqa: F401  (fails fast where there is no paho)
+
+        from firmware.mqtt_paho import PahoBackend  # CPython only: kept out of the boards' RAM
+
+        BACKEND = "paho"
+    except ImportError:
+        PahoBackend = None
+
+
+# -- backoff -------------------------------------------------------------------------------
+
+
+def backoff_ms(attempt, u, base_ms=1000, cap_ms=60000):
+    """Delay before reconnect attempt number `attempt` (0 = first after a loss), with full
+    jitter: u * min(cap_ms, base_ms * 2**attempt) for u in [0, 1). Integer milliseconds."""
+    if attempt < 0:
+        raise ValueError("attempt must be >= 0, got %r" % (attempt,))
+    if not 0 <= u < 1:
+        raise ValueError("u must be in [0, 1), got %r" % (u,))
+    if base_ms <= 0 or cap_ms < base_ms:
+        raise ValueError("need 0 < base_ms <= cap_ms, got %r and %r" % (base_ms, cap_ms))
+    envelope = base_ms
+    while attempt > 0 and envelope < cap_ms:  # doubling, not 2**attempt: no big ints on a board
+        envelope <<= 1
+        attempt -= 1
+    if envelope > cap_ms:
+        envelope = cap_ms
+    return int(u * envelope)
+
+
+class Jitter:
+    """The random source for backoff: xorshift32, seedable, the same numbers on MicroPython
+    and CPython. random() returns a float in [0, 1)."""
+
+    def __init__(self, seed):
+        # Scramble the seed first (murmur3's finaliser): xorshift's first outputs for nearby
+        # seeds (node ids "sim-1", "sim-2", ...) are alike, and a city would retry in step.
+        h = seed & 0xFFFFFFFF
+        h ^= h >> 16
+        h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+        h ^= h >> 13
+        h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+        h ^= h >> 16
+        self._x = h or 0x9E3779B9  # xorshift must not start at 0
+
+    def random(self):
+        x = self._x
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self._x = x
+        return x / 4294967296
+
+
+def entropy_seed(node_id):
+    """A seed that differs between nodes and boots: os.urandom where there is one, mixed
+    with the node id (two nodes booting in the same millisecond still spread out)."""
+    seed = clock.ticks_ms()
+    try:
+        import os
+
+        seed ^= int.from_bytes(os.urandom(4), "big")
+    except (ImportError, AttributeError, OSError):  # no hardware RNG: ticks and id only
+        pass
+    for c in node_id.encode():
+        seed = (seed * 31 + c) & 0xFFFFFFFF
+    return seed
+
+
+# -- the link --------------------------------------------------------------------------------
+
+
+def _check_node_id(node_id):
+    ok = isinstance(node_id, str) and 1 <= len(node_id) <= 32
+    if ok:
+        for c in node_id:
+            if not ("a" <= c <= "z" or "0" <= c <= "9" or c == "-"):
+                ok = False
+    if not ok:
+        raise ValueError("node id must be 1 to 32 characters of a-z 0-9 -, got %r" % (node_id,))
+
+
+class MQTTLink:
+    """A node's connection to the broker under `<prefix>/<node_id>/` (see CONTRACT.md §3).
+
+    connected   True while a session is up
+    reconnects  successful connections after the first one
+    failures    consecutive failed attempts (the backoff exponent)
+    delays      the last backoff delays scheduled, in ms (oldest first)
+    last_error  errno of the last failure (ETIMEDOUT, ECONNREFUSED, ...), or None
+    cmd_dropped commands let go because poll() was not called in time
+    """
+
+    def __init__(
+        self,
+        node_id,
+        server,
+        port=None,
+        prefix="streetnode",
+        keepalive_s=60,
+        timeout_s=5,
+        backoff_base_ms=1000,
+        backoff_cap_ms=60000,
+        seed=None,
+        rand=None,
+        ca_der=None,
+        server_hostname=None,
+        status=None,
+        on_cmd=None,
+        clean_session=True,
+        client_id=None,
+        backend=None,
+    ):
+        _check_node_id(node_id)
+        if not prefix or "+" in prefix or "#" in prefix:
+            raise ValueError("prefix must be a non-empty topic without wildcards, got %r" % (prefix,))
+        if not 2 <= keepalive_s <= 65535:
+            raise ValueError("keepalive_s must be 2..65535, got %r" % (keepalive_s,))
+        if not 0 < timeout_s <= 300:
+            raise ValueError("timeout_s must be in (0, 300], got %r" % (timeout_s,))
+        backoff_ms(0, 0, backoff_base_ms, backoff_cap_ms)  # validates base and cap
+        if ca_der is not None and (not isinstance(ca_der, (bytes, bytearray)) or ca_der[:1] != b"\x30"):
+            raise ValueError("ca_der must be a DER certificate (bytes starting 0x30), not PEM")
+        self.node_id = node_id
+        self.server = server
+        self.port = port or (8883 if ca_der else 1883)
+        self.client_id = client_id or node_id
+        self.keepalive_s = keepalive_s
+        self.clean_session = clean_session
+        self.status = dict(status or {})
+        self.on_cmd = on_cmd
+        self._timeout_ms = int(timeout_s * 1000)
+        self._base_ms = backoff_base_ms
+        self._cap_ms = backoff_cap_ms
+        self._rand = rand or Jitter(entropy_seed(node_id) if seed is None else seed).random
+        self._base = prefix + "/" + node_id + "/"
+        self._topics = {}
+        if backend is None:
+            if BACKEND == "umqtt":
+                backend = UmqttBackend(timeout_s, ca_der, server_hostname)
+            elif BACKEND == "paho":
+                backend = PahoBackend(timeout_s, ca_der, server_hostname)
+            else:
+                raise ImportError("no MQTT backend: umqtt.simple (MicroPython) or paho-mqtt (CPython)")
+        self._be = backend
+        self.connected = False
+        self.reconnects = 0
+        self.failures = 0
+        self.delays = []
+        self.last_error = None
+        self.cmd_dropped = 0
+        self._ever = False
+        self._closed = False
+        self._inbox = []
+        self._next_try = clock.ticks_ms()  # the first attempt may happen at once
+        self._last_ping = 0
+        self._ping_out = None  # ticks when an unanswered ping went out
+        self._rx_seen = 0
+
+    # -- topics and payloads
+
+    def topic(self, sub):
+        """`<prefix>/<node>/<sub>`, built once per sub-topic."""
+        t = self._topics.get(sub)
+        if t is None:
+            t = self._topics[sub] = self._base + sub
+        return t
+
+    def _status_payload(self, state):
+        d = dict(self.status)
+        d["state"] = state
+        return json.dumps(d).encode()
+
+    # -- public calls
+
+    def connect(self):
+        """Connect now if the backoff allows; True when connected. Publishes the retained
+        `online` status and (re)subscribes to `cmd` on every connection."""
+        self._closed = False
+        if self.connected:
+            return True
+        if clock.ticks_diff(clock.ticks_ms(), self._next_try) < 0:
+            return False  # backing off
+        self._start()
+        be = self._be
+        try:
+            be.open(
+                self.server,
+                self.port,
+                self.client_id,
+                self.keepalive_s,
+                self.clean_session,
+                self.topic("status"),
+                self._status_payload("offline"),
+                self._received,
+            )
+            be.subscribe(self.topic("cmd"), 1)
+            be.publish(self.topic("status"), self._status_payload("online"), True, 1)
+        except OSError as e:
+            self._lost(e)
+            return False
+        now = clock.ticks_ms()
+        self.connected = True
+        self.failures = 0
+        if self._ever:
+            self.reconnects += 1
+        self._ever = True
+        self._last_ping = now
+        self._ping_out = None
+        self._rx_seen = be.rx
+        return True
+
+    def publish(self, sub, payload, qos=1, retain=False):
+        """Publish to `<prefix>/<node>/<sub>`. With QoS 1, True only once the broker's PUBACK
+        arrived (the caller may then drop the record); False when the link is down, backing
+        off, or failed within the timeout (the link is then dropped and a reconnect planned)."""
+        if self._closed or not (self.connected or self.connect()):
+            return False
+        if isinstance(payload, str):
+            payload = payload.encode()
+        self._start()
+        try:
+            self._be.publish(self.topic(sub), payload, retain, qos)
+        except OSError as e:
+            self._lost(e)
+            return False
+        return True
+
+    def poll(self):
+        """Keep the link alive and deliver commands; call it often (it never blocks beyond the
+        timeout). Reconnects when the backoff says so, pings at half the keepalive, drops a
+        link whose broker did not answer a ping within half the keepalive, and calls
+        on_cmd(payload) for each command received. Returns the number of commands delivered.
+        Call it at least every keepalive_s / 2, or the broker drops the node and sends its will."""
+        if self._closed:
+            return 0
+        if self.connected or self.connect():
+            self._start()
+            be = self._be
+            try:
+                be.check()
+                now = clock.ticks_ms()
+                if be.rx != self._rx_seen:  # anything from the broker proves it alive
+                    self._rx_seen = be.rx
+                    self._ping_out = None
+                elif self._ping_out is not None and clock.ticks_diff(now, self._ping_out) >= self._half_keepalive():
+                    raise OSError(ETIMEDOUT, "broker did not answer a ping within %d ms" % self._half_keepalive())
+                if clock.ticks_diff(now, self._last_ping) >= self._half_keepalive():
+                    be.ping()
+                    self._last_ping = now
+                    if self._ping_out is None:
+                        self._ping_out = now
+            except OSError as e:
+                self._lost(e)
+        return self._deliver()
+
+    def close(self):
+        """Leave cleanly: retained `offline` status, then DISCONNECT (which suppresses the will).
+        poll() and publish() stay quiet until connect() is called again."""
+        if self.connected:
+            self._start()
+            try:
+                self._be.publish(self.topic("status"), self._status_payload("offline"), True, 1)
+                self._be.close()
+            except OSError:  # leaving anyway: the broker sends the will instead
+                self._be.abort()
+        self.connected = False
+        self._closed = True
+
+    def next_retry_ms(self):
+        """Milliseconds until the next connection attempt (0 when connected or due)."""
+        if self.connected:
+            return 0
+        d = clock.ticks_diff(self._next_try, clock.ticks_ms())
+        return d if d > 0 else 0
+
+    # -- the one place failures go
+
+    def _half_keepalive(self):
+        return self.keepalive_s * 500
+
+    def _start(self):
+        self._be.deadline = clock.ticks_add(clock.ticks_ms(), self._timeout_ms)
+
+    def _lost(self, exc):
+        self._be.abort()
+        self.connected = False
+        err = exc.args[0] if exc.args else None
+        if not isinstance(err, int):  # e.g. CPython's TimeoutError("timed out"): no errno
+            err = ETIMEDOUT if "timed out" in str(exc) else EIO
+        self.last_error = err
+        delay = backoff_ms(self.failures, self._rand(), self._base_ms, self._cap_ms)
+        self.failures += 1
+        self._next_try = clock.ticks_add(clock.ticks_ms(), delay)
+        if len(self.delays) >= _DELAYS_KEPT:
+            self.delays.pop(0)
+        self.delays.append(delay)
+
+    def _received(self, topic, payload):
+        # Called by the backend in the middle of its protocol work: only queue here, so a
+        # command handler that raises cannot leave the protocol half done.
+        if len(self._inbox) >= _INBOX:
+            self._inbox.pop(0)
+            self.cmd_dropped += 1
+        self._inbox.append(payload)
+
+    def _deliver(self):
+        n = 0
+        while self._inbox:
+            payload = self._inbox.pop(0)
+            n += 1
+            if self.on_cmd is not None:
+                self.on_cmd(payload)
+        return n
+
+
+# -- umqtt.simple backend (MicroPython) ------------------------------------------------------
+
+
+class _Sock:
+    """What umqtt.simple gets as its socket: the real socket (TLS-wrapped when asked) with a
+    timeout on every blocking call, connect included; the link call's deadline checked on
+    every read and write; end of stream raised as OSError; and a count of reads (.rx)."""
+
+    def __init__(self, be):
+        self._be = be
+        self._raw = _socket.socket()
+        self._raw.settimeout(be.timeout_s)
+        self._s = self._raw
+
+    def connect(self, addr):
+        self._due()
+        self._raw.connect(addr)
+        try:
+            # umqtt sends a packet in several small writes; with Nagle's algorithm each QoS 1
+            # publish then waits for the broker's delayed ACK: 44 ms instead of 0.08 ms each
+            # on loopback (measured, 1.29 unix port). lwIP has the option too.
+            self._raw.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+        except OSError:  # a stack without it: slower, still correct
+            pass
+        ctx = self._be.tls_context()
+        if ctx is not None:
+            try:
+                self._s = ctx.wrap_socket(self._raw, server_hostname=self._be.server_hostname)
+            except ValueError as e:  # MicroPython's verdict on the broker's certificate
+                raise OSError(ECONNABORTED, "TLS: broker certificate rejected: %s" % str(e).strip())
+
+    def _due(self):
+        if clock.ticks_diff(self._be.deadline, clock.ticks_ms()) <= 0:
+            raise OSError(ETIMEDOUT, "MQTT call took longer than its timeout")
+
+    def read(self, n):
+        self._due()
+        d = self._s.read(n)
+        if d is None:  # non-blocking and nothing there (umqtt's check_msg)
+            return None
+        if len(d) < n:
+            raise OSError(ECONNRESET, "broker closed the connection")
+        self._be.rx += 1
+        return d
+
+    def write(self, buf, n=None):
+        self._due()
+        if n is None:
+            n = len(buf)
+            done = self._s.write(buf)
+        else:
+            done = self._s.write(buf, n)
+        if done is None or done < n:
+            raise OSError(ETIMEDOUT, "broker did not take our bytes in time")
+        return done
+
+    def setblocking(self, flag):
+        # umqtt's check_msg switches to non-blocking and back with setblocking(True),
+        # which would mean "no timeout" on a plain socket: restore the timeout instead.
+        if flag:
+            self._raw.settimeout(self._be.timeout_s)
+        else:
+            self._raw.setblocking(False)
+
+    def close(self):
+        self._s.close()
+
+
+class _SocketModule:
+    """Stands in for umqtt.simple's `socket` module during connect(): sockets with timeouts."""
+
+    def __init__(self, be):
+        self._be = be
+
+    def socket(self, *args):
+        return _Sock(self._be)
+
+    def getaddrinfo(self, *args):
+        return _socket.getaddrinfo(*args)
+
+
+class UmqttBackend:
+    """umqtt.simple 1.3.4, unchanged; we give it our sockets and translate its failures."""
+
+    def __init__(self, timeout_s, ca_der=None, server_hostname=None):
+        self.timeout_s = timeout_s
+        self.deadline = 0
+        self.rx = 0
+        self.server_hostname = server_hostname
+        self._ca_der = ca_der
+        self._ctx = None
+        self._c = None
+        self._sockets = _SocketModule(self)
+
+    def tls_context(self):
+        if self._ca_der is None:
+            return None
+        if self._ctx is None:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(cadata=self._ca_der)  # DER only: PEM is refused
+            ctx.verify_mode = ssl.CERT_REQUIRED  # MicroPython's default is CERT_NONE
+            self._ctx = ctx
+        return self._ctx
+
+    def open(self, server, port, client_id, keepalive_s, clean, will_topic, will_payload, on_message):
+        if self.server_hostname is None and self._ca_der is not None:
+            self.server_hostname = server
+        c = _umqtt.MQTTClient(client_id, server, port, keepalive=keepalive_s)
+        c.set_last_will(will_topic, will_payload, retain=True, qos=1)
+        c.set_callback(on_message)
+        self._c = c
+        real = _umqtt.socket
+        _umqtt.socket = self._sockets  # only for this connect: other umqtt users keep theirs
+        try:
+            c.connect(clean)
+        except _umqtt.MQTTException as e:
+            raise OSError(ECONNREFUSED, "broker refused the connection, CONNACK code %s" % e.args[0])
+        except (AssertionError, IndexError) as e:
+            raise OSError(EIO, "not an MQTT broker's answer: %r" % (e,))
+        finally:
+            _umqtt.socket = real
+
+    def _client(self):
+        c = self._c
+        if c is None:
+            raise OSError(ENOTCONN, "not connected")
+        if c.pid >= _PID_MAX:  # umqtt 1.3.4 never wraps its packet id: do it for it
+            c.pid = 0
+        return c
+
+    def publish(self, topic, payload, retain, qos):
+        try:
+            self._client().publish(topic, payload, retain, qos)
+        except (AssertionError, IndexError, _umqtt.MQTTException) as e:
+            raise OSError(EIO, "bad answer to PUBLISH: %r" % (e,))
+
+    def subscribe(self, topic, qos):
+        try:
+            self._client().subscribe(topic, qos)
+        except (AssertionError, IndexError, _umqtt.MQTTException) as e:
+            raise OSError(EIO, "broker refused SUBSCRIBE to %s: %r" % (topic, e))
+
+    def check(self):
+        c = self._client()
+        for _ in range(_CHECK_ROUNDS):
+            before = self.rx
+            try:
+                op = c.check_msg()
+            except (AssertionError, IndexError) as e:
+                raise OSError(EIO, "bad packet from the broker: %r" % (e,))
+            if op is not None:  # a packet umqtt leaves to its caller: nothing we await now
+                raise OSError(EIO, "unexpected packet 0x%02x from the broker" % op)
+            if self.rx == before:  # nothing was waiting
+                return
+
+    def ping(self):
+        self._client().ping()
+
+    def abort(self):
+        c, self._c = self._c, None
+        if c is not None and c.sock is not None:
+            try:
+                c.sock.close()
+            except OSError:  # already gone: nothing left to release
+                pass
+
+    def close(self):
+        c, self._c = self._c, None
+        if c is not None:
+            try:
+                c.disconnect()
+            finally:
+                c.sock.close()

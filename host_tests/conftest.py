@@ -1,0 +1,31 @@
+"""Shared pytest fixtures: brokers and the device lib (pinned umqtt). Keep it small."""
+
+import pytest
+
+from streetnode import broker as _broker
+from streetnode import deps as _deps
+
+
+@pytest.fixture(scope="session")
+def device_lib():
+    """build/deps/lib: the pinned umqtt.simple (fetched once, then offline) and our bridges."""
+    try:
+        return _deps.device_lib()
+    except _deps.DependencyError as e:
+        pytest.fail("cannot provide the device lib: %s" % e)
+
+
+@pytest.fixture
+def mosquitto():
+    """A fresh mosquitto on a free loopback port for one test (CI installs mosquitto)."""
+    if not _broker.find_mosquitto():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
+    with _broker.Broker("mosquitto") as b:
+        yield b
+
+
+@pytest.fixture
+def amqtt_broker():
+    """The embedded amqtt broker (the default when mosquitto is missing), for one test."""
+    with _broker.Broker("amqtt") as b:
+        yield b
