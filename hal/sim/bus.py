@@ -247,7 +247,7 @@ class SimI2C(_Bus):
         dev.on_write(buf)
         if self.log is not None:
             self._record(("write", addr, None, bytes(buf)))
-        return len(buf) + 1  # ACKs received: the address byte and every data byte
+        return len(buf)  # machine.I2C.writeto: the number of data bytes ACKed
 
 
 class SimPin:

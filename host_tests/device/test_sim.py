@@ -71,7 +71,7 @@ def test_i2c_no_ack_is_enodev():
 def test_i2c_methods_match_machine_i2c():
     i2c, chip, clk = _chip()
     assert i2c.readfrom_mem(0x77, 0xD0, 1) == b"\x60"
-    assert i2c.writeto(0x77, b"\xD0") == 2
+    assert i2c.writeto(0x77, b"\xD0") == 1
     assert i2c.readfrom(0x77, 1) == b"\x60"
     buf = bytearray(2)
     i2c.writeto(0x77, b"\x88")
