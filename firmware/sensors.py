@@ -6,19 +6,22 @@
 # A slot samples `window.n` times per interval (evenly spaced) and take() hands the
 # node one value per quantity: the median or mean of the good samples, or None.
 
+from errno import EAGAIN
+
 from hal import clock
 
-# driver name -> (module, class, bus kind, quantities, default warm-up in s).
-# Warm-up: optical PM sensors need ~30 s of fan and laser before readings count
-# (Plantower and Nova datasheets); the SCD4x's first periodic value comes after 5 s.
+# driver name -> (module, class, bus kind, quantities).
+# Warm-up is the drivers' own business (the PM sensors' 30 s of fan and laser, the
+# SCD4x's first 5 s): they raise OSError(EAGAIN) or give None until readings count.
+# A slot's warmup_s (config) discards readings for longer still, where a site needs it.
 DRIVERS = {
-    "bme280": ("drivers.bme280", "BME280", "i2c", ("temperature", "humidity", "pressure"), 0),
-    "sht4x": ("drivers.sht4x", "SHT4x", "i2c", ("temperature", "humidity"), 0),
-    "bh1750": ("drivers.bh1750", "BH1750", "i2c", ("illuminance",), 0),
-    "scd4x": ("drivers.scd4x", "SCD4x", "i2c", ("co2", "temperature", "humidity"), 5),
-    "sps30": ("drivers.sps30", "SPS30", "i2c", ("pm1_0", "pm2_5", "pm10"), 30),
-    "pms5003": ("drivers.pms5003", "PMS5003", "uart", ("pm1_0", "pm2_5", "pm10"), 30),
-    "sds011": ("drivers.sds011", "SDS011", "uart", ("pm1_0", "pm2_5", "pm10"), 30),
+    "bme280": ("drivers.bme280", "BME280", "i2c", ("temperature", "humidity", "pressure")),
+    "sht4x": ("drivers.sht4x", "SHT4x", "i2c", ("temperature", "humidity")),
+    "bh1750": ("drivers.bh1750", "BH1750", "i2c", ("illuminance",)),
+    "scd4x": ("drivers.scd4x", "SCD4x", "i2c", ("co2", "temperature", "humidity")),
+    "sps30": ("drivers.sps30", "SPS30", "i2c", ("pm1_0", "pm2_5", "pm10")),
+    "pms5003": ("drivers.pms5003", "PMS5003", "uart", ("pm1_0", "pm2_5", "pm10")),
+    "sds011": ("drivers.sds011", "SDS011", "uart", ("pm1_0", "pm2_5", "pm10")),
 }
 
 # After this many failed reads in a row the driver is dropped and opened again, so a
@@ -58,7 +61,7 @@ class SensorSlot:
         self.kind = spec["driver"]
         if self.kind not in DRIVERS:
             raise ValueError("sensor %s: unknown driver %r" % (self.name, self.kind))
-        self._module, self._class, self.bus_kind, self.quantities, warmup_s = DRIVERS[self.kind]
+        self._module, self._class, self.bus_kind, self.quantities = DRIVERS[self.kind]
         self.spec = spec
         self.platform = platform
         interval_s = spec.get("interval_s") or default_interval_s
@@ -66,8 +69,7 @@ class SensorSlot:
         self.window_n = window.get("n", 1)
         self.how = window.get("agg", "median")
         self.period_ms = int(interval_s * 1000) // self.window_n
-        w = spec.get("warmup_s")
-        self.warmup_ms = int((warmup_s if w is None else w) * 1000)
+        self.warmup_ms = int((spec.get("warmup_s") or 0) * 1000)
         self.driver = None
         self.state = "closed"  # closed, warmup, ok, failing, absent, misconfigured
         self.errors = 0
@@ -138,6 +140,9 @@ class SensorSlot:
         try:
             values = self.driver.read()
         except OSError as e:
+            if e.args and e.args[0] == EAGAIN:
+                self.state = "warmup"  # the driver says its readings do not count yet
+                return True
             self._error(e)
             self._failures += 1
             self.state = "failing"

@@ -129,3 +129,16 @@ def test_disabled_sensor_is_skipped_and_next_due():
     assert sensors.next_due_ms(now) == 0
     sensors.poll(now)
     assert sensors.next_due_ms(now) == 10000
+
+
+def test_pm_sensor_warm_up_is_not_an_error():
+    spec = {"name": "pm", "driver": "pms5003", "bus": "uart1", "options": {"power_pin": "pm_power"}}
+    sensors, platform, env, clk = _node([spec], interval_s=5)
+    _run(sensors, platform, clk, 20)
+    slot = sensors.slots[0]
+    assert slot.state == "warmup" and slot.errors == 0, (slot.state, slot.last_error)
+    assert sensors.take()["pm"] == {"pm1_0": None, "pm2_5": None, "pm10": None}
+    _run(sensors, platform, clk, 30)
+    assert slot.state == "ok", (slot.state, slot.last_error)
+    pm = sensors.take()["pm"]
+    assert pm["pm2_5"] is not None and pm["pm10"] >= pm["pm2_5"]
