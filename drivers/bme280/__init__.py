@@ -52,11 +52,13 @@ STANDBY_MS_BME280 = {0.5: 0, 62.5: 1, 125: 2, 250: 3, 500: 4, 1000: 5, 10: 6, 20
 STANDBY_MS_BMP280 = {0.5: 0, 62.5: 1, 125: 2, 250: 3, 500: 4, 1000: 5, 2000: 6, 4000: 7}
 MODES = ("forced", "normal")
 
-# Datasheet operating range (table 1): a compensated value outside it is a bus fault.
-_T_MIN_CENTI = const(-4000)
-_T_MAX_CENTI = const(8500)
-_P_MIN_Q = const(300 * 100 * 256)
-_P_MAX_Q = const(1100 * 100 * 256)
+# The operating range (table 1: -40..85 °C, 300..1100 hPa) with a margin, because a
+# chip at the edge of the range quantises just past it: a compensated value further
+# out than this is damaged data, not weather.
+_T_MIN_CENTI = const(-4500)
+_T_MAX_CENTI = const(9000)
+_P_MIN_Q = const(250 * 100 * 256)
+_P_MAX_Q = const(1150 * 100 * 256)
 
 
 def _choose(name, value, table):

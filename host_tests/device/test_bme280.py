@@ -148,6 +148,17 @@ def test_values_twice_agree_and_do_not_touch_the_bus():
     assert i2c.transactions == n
 
 
+def test_edges_of_the_operating_range_read_and_beyond_them_is_damage():
+    sensor, chip, i2c, env, clk = _setup()
+    for t, p in ((-40.0, 1100.0), (85.0, 300.0), (-10.0, 300.0)):
+        env.set(temperature=t, pressure=p)
+        v = sensor.read()
+        assert close(v["temperature"], t, 0.011) and close(v["pressure"], p, 0.02), (t, p, v)
+    env.set(temperature=20.0, pressure=200.0)  # no street is up there: the data are damaged
+    e = raises(EIO, sensor.read)
+    assert "implausible pressure" in message(e)
+
+
 def test_bmp280_has_no_humidity_and_reads_ten_bytes():
     sensor, chip, i2c, env, clk = _setup(variant="bmp280")
     assert sensor.chip_id == 0x58
