@@ -104,9 +104,13 @@ class SensorSlot:
                 self.driver = cls(bus, **options)
             elif self.bus_kind == "spi" or spec["bus"].startswith("spi"):
                 self.driver = cls(bus, self.platform.chip_select(spec["bus"]), **options)
-            elif address is None or address == "auto":
+            elif address is None:
                 self.driver = cls(bus, **options)
             else:
+                if address == "auto":  # wherever its chip answers (drivers/detect.py)
+                    from drivers.detect import resolve_address
+
+                    address = resolve_address(bus, self.kind)
                 self.driver = cls(bus, address, **options)
         except OSError as e:
             self._error(e)

@@ -142,3 +142,15 @@ def test_pm_sensor_warm_up_is_not_an_error():
     assert slot.state == "ok", (slot.state, slot.last_error)
     pm = sensors.take()["pm"]
     assert pm["pm2_5"] is not None and pm["pm10"] >= pm["pm2_5"]
+
+
+def test_auto_address_finds_the_chip_where_it_answers():
+    spec = dict(BME, address=0x77)
+    clk = virtual_clock()
+    platform = SimPlatform([spec], env=Environment(temperature=18.0))
+    auto = dict(spec, address="auto")
+    sensors = Sensors({"interval_s": 10, "sensors": [auto]}, platform)
+    sensors.poll(clk.ticks_ms())
+    slot = sensors.slots[0]
+    assert slot.state == "ok", slot.last_error
+    assert slot.driver._regs.address == 0x77
