@@ -40,6 +40,7 @@ except ImportError:  # a port without errno names: Linux/lwIP numbers
 _DELAYS_KEPT = const(16)  # backoff delays remembered in .delays (for health and tests)
 _INBOX = const(8)  # commands held between two poll() calls; older ones are dropped
 _CHECK_ROUNDS = const(8)  # packets read per poll() at most, so poll() stays short
+_MAX_READ = const(4096)  # the longest topic or payload we accept from the broker
 _PID_MAX = const(65535)
 _IPPROTO_TCP = const(6)  # the same numbers on Linux and lwIP; MicroPython's unix
 _TCP_NODELAY = const(1)  # socket module does not name them
@@ -410,6 +411,11 @@ class _Sock:
 
     def read(self, n):
         self._due()
+        if n > _MAX_READ:
+            # Nothing a node is sent is this long (a command is at most 2 KB): a hostile or
+            # broken packet. Reading it would exhaust the heap; leave the connection instead
+            # (with a clean session the broker forgets the packet).
+            raise OSError(EIO, "incoming packet part of %d bytes is over the %d-byte limit" % (n, _MAX_READ))
         d = self._s.read(n)
         if d is None:  # non-blocking and nothing there (umqtt's check_msg)
             return None
@@ -525,6 +531,8 @@ class UmqttBackend:
                 op = c.check_msg()
             except (AssertionError, IndexError) as e:
                 raise OSError(EIO, "bad packet from the broker: %r" % (e,))
+            except MemoryError:  # the stream is desynchronised now: start a new session
+                raise OSError(EIO, "no memory for a packet from the broker")
             if op is not None:  # a packet umqtt leaves to its caller: nothing we await now
                 raise OSError(EIO, "unexpected packet 0x%02x from the broker" % op)
             if self.rx == before:  # nothing was waiting

@@ -61,7 +61,7 @@ class Broker:
     (mosquitto only).
     """
 
-    def __init__(self, kind=None, host="127.0.0.1", port=None, tls=None, start_timeout=15.0):
+    def __init__(self, kind=None, host="127.0.0.1", port=None, tls=None, start_timeout=15.0, persistence=False):
         if kind is None:
             kind = "mosquitto" if find_mosquitto() else "amqtt"
         if kind not in KINDS:
@@ -74,6 +74,11 @@ class Broker:
         self.host = host
         self.port = port
         self.tls = dict(tls) if tls else None
+        if persistence and kind != "mosquitto":
+            raise ValueError("persistence needs mosquitto, not %s" % kind)
+        # persistence: sessions and queued QoS 1 messages survive stop()/start(), as on a
+        # city's broker; a subscriber with a persistent session misses nothing.
+        self.persistence = persistence
         self.start_timeout = start_timeout
         self.proc = None
         self.restarts = 0
@@ -96,7 +101,7 @@ class Broker:
         lines = [
             "listener %d %s" % (self.port, self.host),
             "allow_anonymous true",
-            "persistence false",
+            "persistence %s" % ("true" if self.persistence else "false"),
             "log_dest file %s" % (Path(self._dir) / "broker.log"),
             "log_type error",
             "log_type warning",
@@ -107,6 +112,8 @@ class Broker:
             # As root mosquitto would switch to user "mosquitto", who cannot read our 0700
             # temp dir (certificates, log): stay who we are, as for any other user.
             lines.append("user root")
+        if self.persistence:
+            lines += ["persistence_location %s/" % self._dir, "max_queued_messages 0"]
         if self.tls:
             lines += [
                 "cafile %s" % self.tls["cafile"],

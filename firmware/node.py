@@ -1,0 +1,348 @@
+# The node: boot, then one loop that samples, commits every cycle to the outbox before
+# publishing it, drains the backlog after an outage without starving fresh readings,
+# reports health, answers commands, and feeds the watchdog only while it makes progress.
+#
+#   node = Node("/data")      # the directory on flash holding config.json, outbox/, state
+#   node.boot()
+#   node.run()                # forever (or deep sleep after one cycle on battery nodes)
+#
+# Resilience has one home per layer: the MQTT link (firmware/mqtt.py) owns reconnects,
+# the outbox owns durability, sensor slots own sensor faults; this loop only decides
+# what to do next and never lets an exception out of a step.
+
+import gc
+import json
+
+from firmware import commands, config as cfgmod, payloads, state as statemod
+from firmware.net import Net
+from firmware.outbox import Outbox
+from firmware.sensors import Sensors
+from hal import clock
+
+_DRAIN_BUDGET_MS = 250  # backlog publishing per loop pass, so sampling keeps its schedule
+_DRAIN_BATCH = 4  # records read from flash at a time
+_IDLE_MS = 50  # longest nap between loop passes (commands stay responsive)
+_SECRETS = ("password",)
+
+
+def _redact(obj):
+    if isinstance(obj, dict):
+        return {k: ("***" if k in _SECRETS and obj[k] else _redact(obj[k])) for k in obj}
+    if isinstance(obj, list):
+        return [_redact(v) for v in obj]
+    return obj
+
+
+def make_platform(cfg):
+    """The hal backend for the board named in the config."""
+    board = cfg.get("board", "unix-sim")
+    if board == "unix-sim":
+        from hal.sim.board import SimPlatform
+        from hal.sim.environment import StreetEnvironment
+
+        sim = cfg.get("sim") or {}
+        seed = sim.get("seed")
+        if seed is None:
+            seed = sum(ord(c) for c in cfg["node_id"])
+        env = StreetEnvironment(seed=seed, start_hour=sim.get("start_hour", 8.0))
+        return SimPlatform(cfg.get("sensors", ()), env=env, faults=sim.get("faults", ()))
+    if board == "pi":
+        from hal.blinka import BlinkaPlatform
+
+        return BlinkaPlatform()
+    from hal.machine_bus import MachinePlatform
+
+    return MachinePlatform(board)
+
+
+def reset_cause():
+    try:
+        import machine
+
+        cause = machine.reset_cause()
+    except (ImportError, AttributeError):
+        return None
+    for name in ("PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET"):
+        if getattr(machine, name, None) == cause:
+            return name[:-6].lower()
+    return str(cause)
+
+
+class Node:
+    def __init__(self, directory, platform=None, link=None, cause=None):
+        self.dir = directory.rstrip("/") or "/"
+        self._platform = platform
+        self._link = link
+        self.cause = cause
+        self.started_ms = clock.ticks_ms()
+        self.cycles = 0
+        self.published = 0
+        self.reboot_requested = False
+        self.step_errors = 0
+        self.wdt = None
+
+    # -- boot ---------------------------------------------------------------------------
+
+    def boot(self):
+        self.state = statemod.boot(self.dir, self.cause or reset_cause())
+        cfg, err = cfgmod.load(self.dir)
+        self.config_error = err
+        if err:
+            print("config:", err, "- running on the last good config")
+        self.outbox = Outbox(self.dir + "/outbox", max_records=cfg["outbox"]["max_records"])
+        self.platform = self._platform or make_platform(cfg)
+        self.net = Net(cfg.get("wifi"), (cfg.get("ntp") or {}).get("host"))
+        self.link = self._link or self._make_link(cfg)
+        self.link.on_cmd = self._on_cmd
+        self._apply(cfg)
+        now = clock.ticks_ms()
+        self._next_cycle = now
+        self._health_due = True
+        self._results = []
+        self._identify_until = None
+        self._reboot_at = None
+        wd = cfg.get("watchdog_s")
+        if wd and hasattr(self.platform, "watchdog"):
+            self.wdt = self.platform.watchdog(int(wd * 1000))
+        return self
+
+    def _make_link(self, cfg):
+        from firmware.mqtt import MQTTLink
+        from firmware.version import FW_VERSION
+
+        m = cfg["mqtt"]
+        ca = None
+        if m.get("tls") and m.get("ca"):
+            with open(self.dir + "/" + m["ca"], "rb") as f:
+                ca = f.read()
+        status = {"fw": FW_VERSION, "boot_count": self.state["boot_count"], "reset_cause": self.state.get("reset_cause")}
+        return MQTTLink(
+            cfg["node_id"],
+            m["host"],
+            m.get("port"),
+            prefix=m.get("prefix", "streetnode"),
+            keepalive_s=m.get("keepalive_s", 60),
+            ca_der=ca,
+            status=status,
+        )
+
+    def _apply(self, cfg):
+        """Make `cfg` the running config: everything but the network settings applies at once."""
+        self.config = cfg
+        self.interval_ms = int(cfg["interval_s"] * 1000)
+        self.health_every = cfg["health_every"]
+        self.sensors = Sensors(cfg, self.platform)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def step(self):
+        """One pass of the main loop; returns ms until the next thing is due."""
+        now = clock.ticks_ms()
+        tick = getattr(self.platform, "tick", None)
+        if tick:
+            tick(now)
+        self.sensors.poll(now)
+        fresh = None
+        if clock.ticks_diff(now, self._next_cycle) >= 0:
+            fresh = self._cycle(now)
+        if self.net.ensure():
+            self.link.poll()
+            if self.link.connected:
+                self._publish(fresh)
+        self._identify(now)
+        if self.wdt is not None:
+            self.wdt.feed()  # reached only when the pass completed
+        if self._reboot_at is not None and clock.ticks_diff(now, self._reboot_at) >= 0:
+            self.reboot_requested = True
+        wait = min(self.sensors.next_due_ms(now), max(0, clock.ticks_diff(self._next_cycle, now)))
+        return min(wait, _IDLE_MS)
+
+    def _cycle(self, now):
+        self._next_cycle = clock.ticks_add(self._next_cycle, self.interval_ms)
+        if clock.ticks_diff(now, self._next_cycle) >= 0:
+            self._next_cycle = clock.ticks_add(now, self.interval_ms)  # overslept: no catch-up burst
+        body = payloads.data_body(self.net.unix_time(), self.net.synced(), self.sensors.take())
+        seq = self.outbox.append(body)  # on flash before anyone sees it
+        self.cycles += 1
+        if self.cycles % self.health_every == 0:
+            self._health_due = True
+        return seq, body
+
+    def _publish(self, fresh):
+        link = self.link
+        # Command results and health first: they are small and someone waits for them.
+        while self._results and link.connected:
+            if link.publish("cmd/result", self._results[0], 1):
+                self._results.pop(0)
+        # The fresh cycle goes out at once, even behind a backlog.
+        if fresh is not None and self.outbox.pending() > 1:
+            seq, body = fresh
+            if link.publish("data", payloads.with_seq(seq, body), 1):
+                self.outbox.ack(seq)
+                self.published += 1
+        start = clock.ticks_ms()
+        while link.connected and clock.ticks_diff(clock.ticks_ms(), start) < _DRAIN_BUDGET_MS:
+            batch = self.outbox.oldest(_DRAIN_BATCH)
+            if not batch:
+                break
+            for seq, body in batch:
+                if not link.publish("data", payloads.with_seq(seq, body), 1):
+                    return
+                self.outbox.ack(seq)
+                self.published += 1
+        if self._health_due and link.connected and link.publish("health", self.health(), 0):
+            self._health_due = False
+
+    def health(self):
+        gc.collect()  # so mem_free/mem_alloc count live objects, not garbage
+        extra = {
+            "boot_count": self.state["boot_count"],
+            "reset_cause": self.state.get("reset_cause"),
+            "seq": self.outbox.last_seq,
+            "sensors": {s.name: s.state for s in self.sensors.slots},
+            "config_error": self.config_error,
+            "step_errors": self.step_errors,
+        }
+        rssi = self.net.rssi()
+        if rssi is not None:
+            extra["rssi"] = rssi
+        uptime_s = clock.ticks_diff(clock.ticks_ms(), self.started_ms) // 1000
+        return payloads.health(
+            uptime_s, self.outbox.pending(), self.outbox.dropped, self.link.reconnects, self.sensors.errors(), extra
+        )
+
+    def run(self, stop=None):
+        """Loop until stop() says so or a reboot is requested; a step that raises is counted
+        and the loop goes on (the watchdog resets a node that stops making progress)."""
+        deep = self.config.get("deep_sleep")
+        while not self.reboot_requested and not (stop and stop()):
+            try:
+                wait = self.step()
+            except MemoryError:
+                gc.collect()
+                wait = _IDLE_MS
+            except Exception as e:  # noqa: BLE001 - the loop must outlive any bug in a step
+                self.step_errors += 1
+                print("step failed:", repr(e))
+                wait = _IDLE_MS
+            if deep and self.cycles and self.outbox.pending() == 0 or deep and self._deep_deadline():
+                self.outbox.sync()
+                self.link.close()
+                return "deepsleep"
+            clock.sleep_ms(wait)
+        self.outbox.sync()
+        self.link.close()
+        return "reboot" if self.reboot_requested else "stopped"
+
+    def _deep_deadline(self):
+        # A battery node that cannot publish goes back to sleep after one cycle anyway:
+        # the reading is committed and waits in the outbox for the next wake-up.
+        return self.cycles and clock.ticks_diff(clock.ticks_ms(), self.started_ms) > 20000
+
+    # -- commands -----------------------------------------------------------------------
+
+    def _on_cmd(self, payload):
+        result = commands.handle(payload, self._handlers())
+        self._results.append(json.dumps(result).encode())
+        if len(self._results) > 16:
+            self._results.pop(0)  # a flood of commands cannot grow the queue without bound
+
+    def _handlers(self):
+        return {
+            "set_interval": self._cmd_set_interval,
+            "set_sensor": self._cmd_set_sensor,
+            "patch_config": self._cmd_patch_config,
+            "reboot": self._cmd_reboot,
+            "identify": self._cmd_identify,
+            "health": self._cmd_health,
+            "get_config": lambda args: {"config": _redact(self.config)},
+        }
+
+    def _change(self, patch):
+        """Validate, save atomically, then apply; ValueError (reason) if anything is wrong."""
+        new = cfgmod.patch(self.config, patch)
+        try:
+            cfgmod.save(self.dir, new)
+        except OSError as e:
+            raise ValueError("could not save the config: %s" % (e,))
+        needs_reboot = False
+        for key in ("node_id", "mqtt", "wifi", "board", "ntp", "outbox", "watchdog_s"):
+            if new.get(key) != self.config.get(key):
+                needs_reboot = True
+        self._apply(new)
+        self.config_error = None
+        return {"reboot_required": needs_reboot}
+
+    def _cmd_set_interval(self, args):
+        out = self._change({"interval_s": args["interval_s"]})
+        self._next_cycle = clock.ticks_add(clock.ticks_ms(), self.interval_ms)
+        return out
+
+    def _cmd_set_sensor(self, args):
+        sensors = [dict(s) for s in self.config.get("sensors", ())]
+        for s in sensors:
+            if s["name"] == args["name"]:
+                if "options" in args:
+                    s["options"] = args["options"]
+                for key in ("interval_s", "enabled"):
+                    if key in args:
+                        s[key] = args[key]
+                return self._change({"sensors": sensors})
+        raise ValueError("no sensor named %s" % args["name"])
+
+    def _cmd_patch_config(self, args):
+        return self._change(args["patch"])
+
+    def _cmd_reboot(self, args):
+        self._reboot_at = clock.ticks_add(clock.ticks_ms(), max(0, args.get("delay_ms", 1000)))
+        return {"reboot_in_ms": args.get("delay_ms", 1000)}
+
+    def _cmd_identify(self, args):
+        seconds = args.get("seconds", 10)
+        if not 0 < seconds <= 300:
+            raise ValueError("seconds must be in (0, 300]")
+        self._identify_until = clock.ticks_add(clock.ticks_ms(), int(seconds * 1000))
+        return None
+
+    def _cmd_health(self, args):
+        self._health_due = True
+        return None
+
+    def _identify(self, now):
+        if self._identify_until is None:
+            return
+        try:
+            led = self.platform.pin("led")
+        except (ValueError, OSError):
+            self._identify_until = None
+            return
+        if clock.ticks_diff(self._identify_until, now) <= 0:
+            led.value(0)
+            self._identify_until = None
+        else:
+            led.value((now // 250) & 1)  # 2 Hz blink
+
+
+# Exit codes of a node process on the unix port, read by `streetnode sim`'s supervisor:
+# it restarts the process at once after a reboot, after the interval after a deep sleep.
+EXIT_REBOOT = 3
+EXIT_DEEPSLEEP = 4
+
+
+def main(directory, cause=None):
+    """Boot and run a node from `directory`; on a board this never returns."""
+    node = Node(directory, cause=cause).boot()
+    how = node.run()
+    try:
+        import machine
+    except ImportError:
+        machine = None
+    if how == "deepsleep":
+        if machine is not None and hasattr(machine, "deepsleep"):
+            machine.deepsleep(node.interval_ms)
+        return EXIT_DEEPSLEEP
+    if how == "reboot":
+        if machine is not None and hasattr(machine, "reset"):
+            machine.reset()
+        return EXIT_REBOOT
+    return 0

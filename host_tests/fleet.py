@@ -1,0 +1,156 @@
+"""Test harness for whole nodes: the firmware on the real MicroPython interpreter as a
+process (its flash a directory), and a paho-mqtt collector on the same real broker."""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from host_tests import micropython
+from host_tests.micropython import REPO
+
+
+def node_config(node_id, broker, interval_s=0.2, sensors=None, **extra):
+    cfg = {
+        "node_id": node_id,
+        "board": "unix-sim",
+        "interval_s": interval_s,
+        "health_every": 5,
+        "mqtt": {"host": broker.host, "port": broker.port, "keepalive_s": 10},
+        "sensors": sensors
+        if sensors is not None
+        else [{"name": "air", "driver": "bme280", "bus": "i2c0", "address": 0x76}],
+    }
+    cfg.update(extra)
+    return cfg
+
+
+class NodeRunner:
+    """One node: `micropython firmware/main_unix.py DIR CAUSE` with DIR as its flash."""
+
+    def __init__(self, directory, device_lib, heap="256k"):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.lib = device_lib
+        self.heap = heap
+        self.proc = None
+        self.log = self.dir / "node.log"
+
+    def write_config(self, cfg):
+        (self.dir / "config.json").write_text(json.dumps(cfg))
+
+    def start(self, cause="power_on"):
+        env = dict(os.environ)
+        env["MICROPYPATH"] = ":".join([str(self.lib), str(REPO), ".frozen"])
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [micropython.executable(), "-X", "heapsize=%s" % self.heap, "firmware/main_unix.py", str(self.dir), cause],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout=5):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def output(self):
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class Collector:
+    """Everything the fleet publishes, by node and kind, for assertions."""
+
+    def __init__(self, broker, prefix="streetnode", client_id=None):
+        self.prefix = prefix
+        self.lock = threading.RLock()
+        self.data = {}  # node -> [payload dict] in arrival order
+        self.status = {}  # node -> [payload dict]
+        self.health = {}
+        self.results = {}  # node -> [payload dict]
+        self.raw_errors = []
+        self.connected = threading.Event()
+        # A persistent session (clean_session False, QoS 1): on a broker with persistence,
+        # what the fleet publishes while the collector reconnects is queued for it.
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or "collector-%d-%d" % (os.getpid(), id(self)),
+            clean_session=False,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.connect_async(broker.host, broker.port, keepalive=10)
+        self.client.loop_start()
+        if not self.connected.wait(10):
+            raise RuntimeError("collector could not connect to %s:%d" % (broker.host, broker.port))
+
+    def _on_connect(self, client, userdata, flags, rc, props=None):
+        client.subscribe(self.prefix + "/#", qos=1)
+        self.connected.set()
+
+    def _on_message(self, client, userdata, msg):
+        parts = msg.topic.split("/")
+        if len(parts) < 3:
+            return
+        node, kind = parts[1], "/".join(parts[2:])
+        try:
+            payload = json.loads(msg.payload)
+        except ValueError:
+            with self.lock:
+                self.raw_errors.append((msg.topic, msg.payload))
+            return
+        target = {"data": self.data, "status": self.status, "health": self.health, "cmd/result": self.results}.get(kind)
+        if target is not None:
+            with self.lock:
+                target.setdefault(node, []).append(payload)
+
+    def seqs(self, node):
+        with self.lock:
+            return [p["seq"] for p in self.data.get(node, [])]
+
+    def wait(self, cond, timeout, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if cond():
+                    return
+            time.sleep(0.05)
+        raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+    def publish(self, topic, payload, qos=1):
+        info = self.client.publish(topic, payload, qos=qos)
+        info.wait_for_publish(5)
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def missing(seqs):
+    """Seqs between the first and the last that never arrived."""
+    if not seqs:
+        return []
+    have = set(seqs)
+    return [s for s in range(min(have), max(have) + 1) if s not in have]

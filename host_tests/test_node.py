@@ -1,0 +1,263 @@
+"""The whole node: the firmware on the real MicroPython interpreter (simulated sensors,
+its flash a directory) against a real mosquitto. These are the guarantees of
+CONTRACT.md section 3: every seq arrives, in spite of broker outages, SIGKILLs at random
+moments, sensor faults and hostile commands."""
+
+import json
+import random
+import time
+
+import pytest
+
+from host_tests.fleet import Collector, NodeRunner, missing, node_config
+
+
+@pytest.fixture
+def mosquitto():
+    """A mosquitto with persistence, so that the collector's session survives the broker
+    restarts of the outage tests (the node's own session is clean, as on the street)."""
+    from streetnode import broker as _broker
+
+    if not _broker.find_mosquitto():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
+    with _broker.Broker("mosquitto", persistence=True) as b:
+        yield b
+
+
+@pytest.fixture
+def collector(mosquitto):
+    c = Collector(mosquitto)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def runner(tmp_path, device_lib):
+    nodes = []
+
+    def make(name="n1", **kwargs):
+        r = NodeRunner(tmp_path / name, device_lib, **kwargs)
+        nodes.append(r)
+        return r
+
+    yield make
+    for r in nodes:
+        r.stop()
+
+
+def _last_seq(node_dir):
+    """The highest seq the node ever gave out, from its own outbox (read on CPython)."""
+    from firmware.outbox import Outbox
+
+    return Outbox(str(node_dir / "outbox")).last_seq
+
+
+def _drained(node, collector, timeout=60):
+    """Stop the node, boot it once more and wait until every seq it ever gave out has
+    arrived: what was still in the outbox at the stop is published after the boot."""
+    node.stop()
+    last = _last_seq(node.dir)
+    node.start(cause="soft")
+    collector.wait(lambda: set(range(1, last + 1)) <= set(collector.seqs("n1")), timeout, "every seq up to %d" % last)
+    node.stop()
+    return last
+
+
+def test_node_publishes_status_data_and_health(mosquitto, collector, runner):
+    node = runner("n1")
+    node.write_config(node_config("n1", mosquitto, interval_s=0.2))
+    node.start()
+    collector.wait(lambda: len(collector.data.get("n1", [])) >= 5 and collector.health.get("n1"), 30, "data and health")
+    assert collector.status["n1"][-1]["state"] == "online"
+    first = collector.data["n1"][0]
+    assert first["seq"] == 1
+    assert set(first) >= {"seq", "ts", "sensors"}
+    assert isinstance(first["ts"], int) and first["synced"] is True
+    air = first["sensors"]["air"]
+    assert set(air) == {"temperature", "humidity", "pressure"}
+    assert all(isinstance(v, float) for v in air.values())
+    health = collector.health["n1"][-1]
+    for key in ("uptime_s", "mem_free", "mem_alloc", "outbox", "dropped", "reconnects", "errors", "fw"):
+        assert key in health, key
+    assert health["errors"] == {"air": 0}
+    node.stop()
+    collector.wait(lambda: collector.status["n1"][-1]["state"] == "offline", 10, "offline status")
+
+
+def test_broker_outages_lose_no_seq(mosquitto, collector, runner):
+    node = runner("n1")
+    node.write_config(node_config("n1", mosquitto, interval_s=0.1))
+    node.start()
+    collector.wait(lambda: len(collector.seqs("n1")) >= 5, 30, "first readings")
+    for outage in range(3):
+        mosquitto.stop()
+        time.sleep(1.5 + outage)  # readings pile up in the outbox meanwhile
+        mosquitto.start()
+        collector.client.reconnect()
+        collector.wait(lambda: collector.connected.is_set(), 10)
+    # The backlog drains while fresh readings keep coming.
+    seen = len(collector.health["n1"])
+    collector.wait(lambda: any(h["outbox"] == 0 for h in collector.health["n1"][seen:]), 60, "the backlog drained")
+    last = _drained(node, collector)
+    seqs = collector.seqs("n1")
+    assert missing(seqs) == []
+    assert min(seqs) == 1 and max(seqs) == last
+
+
+def test_sigkill_at_random_moments_loses_nothing(mosquitto, collector, runner):
+    rng = random.Random(7)
+    node = runner("n1")
+    node.write_config(node_config("n1", mosquitto, interval_s=0.05))
+    node.start()
+    for i in range(12):
+        if i % 4 == 2:
+            mosquitto.stop()  # some kills land during an outage, the next ones during the drain
+        time.sleep(rng.uniform(0.2, 1.2))
+        node.kill()
+        if not mosquitto.running:
+            time.sleep(rng.uniform(0.0, 0.5))
+            mosquitto.start()
+            collector.client.reconnect()
+        node.start(cause="hard")
+    time.sleep(2)
+    _drained(node, collector)
+    seqs = collector.seqs("n1")
+    assert missing(seqs) == [], missing(seqs)[:20]
+    assert collector.raw_errors == []  # no corrupt record was ever published
+    for p in collector.data["n1"]:
+        assert set(p) >= {"seq", "ts", "sensors"}
+
+
+def test_full_outbox_drops_oldest_and_counts(mosquitto, collector, runner, tmp_path):
+    node = runner("n1")
+    cfg = node_config("n1", mosquitto, interval_s=0.05, outbox={"max_records": 20})
+    cfg["mqtt"]["port"] = 1  # nobody listens: everything stays in the outbox
+    node.write_config(cfg)
+    node.start()
+    time.sleep(4)  # ~80 cycles into a 20-record outbox
+    node.stop()
+    cfg["mqtt"]["port"] = mosquitto.port
+    node.write_config(cfg)
+    node.start()
+    collector.wait(lambda: collector.health.get("n1") and collector.data.get("n1"), 30, "health and data")
+    collector.wait(lambda: collector.health["n1"][-1]["outbox"] == 0, 30, "drained outbox")
+    seqs = collector.seqs("n1")
+    health = collector.health["n1"][-1]
+    assert health["dropped"] >= 40
+    # The newest records were kept; the oldest are the ones dropped.
+    assert min(seqs) > 1
+    assert missing(seqs) == []
+    node.stop()
+
+
+def test_sensor_faults_during_a_long_run(mosquitto, collector, runner):
+    node = runner("n1")
+    faults = [
+        {"sensor": "air", "kind": "absent", "at_s": 2, "for_s": 2},
+        {"sensor": "air", "kind": "eio", "at_s": 5, "for_s": 2},
+        {"sensor": "air", "kind": "stuck_busy", "at_s": 8, "for_s": 2},
+        {"sensor": "air", "kind": "corrupt", "at_s": 11, "for_s": 2},
+    ]
+    node.write_config(node_config("n1", mosquitto, interval_s=0.2, sim={"faults": faults}))
+    node.start()
+    time.sleep(16)
+    collector.wait(lambda: len(collector.data.get("n1", [])) >= 60, 30, "readings")
+    data = collector.data["n1"]
+    nulls = [p for p in data if p["sensors"]["air"]["temperature"] is None]
+    good_after = [p for p in data[-10:] if p["sensors"]["air"]["temperature"] is not None]
+    assert nulls, "faults produced no null readings"
+    assert len(good_after) >= 8, "readings did not resume"
+    collector.wait(lambda: collector.health["n1"][-1]["errors"]["air"] >= 4, 10, "errors counted")
+    assert node.alive()
+    assert missing(collector.seqs("n1")) == []
+
+
+def test_hostile_commands_cannot_hurt_the_node(mosquitto, collector, runner):
+    node = runner("n1")
+    cfg = node_config("n1", mosquitto, interval_s=0.5)
+    node.write_config(cfg)
+    node.start()
+    collector.wait(lambda: collector.status.get("n1") and collector.status["n1"][-1]["state"] == "online", 30, "online")
+    config_before = (node.dir / "config.json").read_bytes()
+    rng = random.Random(99)
+    topic = "streetnode/n1/cmd"
+    sent = 0
+    for i in range(2000):
+        kind = i % 5
+        if kind == 0:
+            payload = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200)))
+        elif kind == 1:
+            payload = b"{" * rng.randint(1, 5000)
+        elif kind == 2:
+            payload = json.dumps({"id": str(i), "cmd": rng.choice(["rm", "", "x" * 100, "reboot!"]), "args": {}}).encode()
+        elif kind == 3:
+            payload = json.dumps({"id": str(i), "cmd": "set_interval", "args": {"interval_s": rng.choice(["1", None, -5, 0, [1]])}}).encode()
+        else:
+            payload = json.dumps({"id": str(i), "cmd": "patch_config", "args": {"patch": {"mqtt": {"port": "x"}}}}).encode()
+        collector.client.publish(topic, payload, qos=0)
+        sent += 1
+    # A packet far over any command's size: the node leaves that session rather than
+    # exhaust its heap reading it, and comes back (offline will, then online again).
+    statuses = len(collector.status["n1"])
+    collector.client.publish(topic, b"x" * 100000, qos=1).wait_for_publish(5)
+    collector.wait(lambda: [s["state"] for s in collector.status["n1"][statuses:]][-2:] == ["offline", "online"], 60,
+                   "the node back online after the oversized packet")
+    collector.publish(topic, json.dumps({"id": "final", "cmd": "health"}))
+    collector.wait(lambda: any(r.get("id") == "final" for r in collector.results.get("n1", [])), 60, "the final command's result")
+    assert node.alive()
+    assert (node.dir / "config.json").read_bytes() == config_before
+    results = collector.results["n1"]
+    assert all(r["ok"] is False for r in results if r.get("id") != "final")
+    assert all(isinstance(r.get("error"), str) for r in results if r["ok"] is False)
+    # A valid command still changes the config, atomically.
+    collector.publish(topic, json.dumps({"id": "ok1", "cmd": "set_interval", "args": {"interval_s": 0.3}}))
+    collector.wait(lambda: any(r.get("id") == "ok1" for r in collector.results["n1"]), 30, "set_interval result")
+    r = [r for r in collector.results["n1"] if r.get("id") == "ok1"][0]
+    assert r["ok"] is True, r
+    assert json.loads((node.dir / "config.json").read_text())["interval_s"] == 0.3
+    before = len(collector.seqs("n1"))
+    collector.wait(lambda: len(collector.seqs("n1")) >= before + 5, 30, "readings after the commands")
+    assert missing(collector.seqs("n1")) == []
+
+
+def test_bad_config_file_keeps_the_last_good_one(mosquitto, collector, runner):
+    node = runner("n1")
+    good = node_config("n1", mosquitto, interval_s=0.2)
+    node.write_config(good)
+    node.start()
+    collector.wait(lambda: len(collector.seqs("n1")) >= 3, 30, "first readings")
+    node.stop()
+    text = json.dumps(good)
+    (node.dir / "config.json").write_text(text[: len(text) // 2])  # truncated on flash
+    node.start()
+    collector.wait(lambda: collector.health.get("n1") and collector.health["n1"][-1].get("config_error"), 30,
+                   "health naming the config error")
+    assert "config.json" in collector.health["n1"][-1]["config_error"] or "JSON" in collector.health["n1"][-1]["config_error"]
+    n = len(collector.seqs("n1"))
+    collector.wait(lambda: len(collector.seqs("n1")) >= n + 3, 30, "readings on the last good config")
+    node.stop()
+    wrong = dict(good, interval_s="fast")
+    (node.dir / "config.json").write_text(json.dumps(wrong))
+    node.start()
+    collector.wait(lambda: "interval_s" in (collector.health["n1"][-1].get("config_error") or ""), 30,
+                   "health naming interval_s")
+    n = len(collector.seqs("n1"))
+    collector.wait(lambda: len(collector.seqs("n1")) >= n + 3, 30, "readings on the last good config")
+    assert "interval_s" in node.output()
+    assert missing(collector.seqs("n1")) == []
+
+
+def test_reboot_command_and_seq_across_boots(mosquitto, collector, runner):
+    node = runner("n1")
+    node.write_config(node_config("n1", mosquitto, interval_s=0.2))
+    node.start()
+    collector.wait(lambda: len(collector.seqs("n1")) >= 3, 30, "first readings")
+    collector.publish("streetnode/n1/cmd", json.dumps({"id": "r", "cmd": "reboot", "args": {"delay_ms": 100}}))
+    node.proc.wait(20)
+    assert node.proc.returncode == 3  # EXIT_REBOOT: the supervisor starts it again
+    node.start(cause="soft")
+    n = len(collector.seqs("n1"))
+    collector.wait(lambda: len(collector.seqs("n1")) >= n + 3, 30, "readings after the reboot")
+    assert missing(collector.seqs("n1")) == []
+    health = collector.health["n1"][-1]
+    assert health["boot_count"] == 2 and health["reset_cause"] == "soft"

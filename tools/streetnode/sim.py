@@ -1,0 +1,281 @@
+"""`streetnode sim`: a fleet of virtual nodes, each the real firmware on the real MicroPython
+interpreter with simulated sensors in a simulated street, publishing to a broker of their
+own (mosquitto when installed, else the embedded amqtt) or the one given.
+
+A node process that dies is started again, as a board reboots, and the sim says so. Each
+node's flash is a directory under --state-dir: a node started again on the same state
+resumes its seq and its outbox.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from . import deps, mpy
+from .paths import REPO
+
+EXIT_REBOOT = 3  # firmware/node.py
+EXIT_DEEPSLEEP = 4
+
+DEFAULT_SENSORS = [
+    {"name": "air", "driver": "bme280", "bus": "i2c0", "address": 0x76,
+     "options": {"oversampling_pressure": 4, "oversampling_humidity": 2, "iir_filter": 4}},
+]  # fmt: skip
+
+OPTIONAL_SENSORS = {
+    # Added when their drivers are in the tree (the air-quality set).
+    "pm": {"name": "pm", "driver": "pms5003", "bus": "uart1", "options": {"power_pin": "pm_power"}, "warmup_s": 0},
+    "co2": {"name": "co2", "driver": "scd4x", "bus": "i2c0", "address": 0x62, "warmup_s": 0},
+}
+
+
+def node_config(node_id, host, port, interval_s, sensors, seed):
+    return {
+        "node_id": node_id,
+        "site": "Siegen (simulated)",
+        "board": "unix-sim",
+        "interval_s": interval_s,
+        "health_every": 5,
+        "mqtt": {"host": host, "port": port, "keepalive_s": 30},
+        "sensors": sensors,
+        "sim": {"seed": seed},
+    }
+
+
+def available_sensors():
+    out = list(DEFAULT_SENSORS)
+    for spec in OPTIONAL_SENSORS.values():
+        if (REPO / "drivers" / spec["driver"]).is_dir() and (REPO / "hal" / "sim" / (spec["driver"] + ".py")).exists():
+            out.append(spec)
+    return out
+
+
+class NodeProcess:
+    def __init__(self, node_id, directory, heap, lib, log):
+        self.node_id = node_id
+        self.dir = directory
+        self.heap = heap
+        self.lib = lib
+        self.log = log
+        self.proc = None
+        self.starts = 0
+        self.restart_at = None
+        self.cause = "power_on"
+
+    def start(self):
+        self.starts += 1
+        out = open(self.dir / "node.log", "ab")
+        self.proc = subprocess.Popen(
+            mpy.command(["firmware/main_unix.py", str(self.dir), self.cause], heapsize=self.heap),
+            cwd=REPO,
+            env=mpy.environment([self.lib]),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        out.close()
+
+    def check(self, interval_s):
+        """Restart a node that exited, as a board would come back; returns what happened."""
+        now = time.monotonic()
+        if self.proc is not None and self.proc.poll() is not None:
+            code = self.proc.returncode
+            self.proc = None
+            if code == EXIT_DEEPSLEEP:
+                self.cause, self.restart_at = "deepsleep", now + interval_s
+                return "%s sleeps for %ss" % (self.node_id, interval_s)
+            self.cause = "soft" if code == EXIT_REBOOT else "hard"
+            self.restart_at = now
+            why = "rebooted on request" if code == EXIT_REBOOT else "died (exit %s), restarting as a board reboots" % code
+            return "%s %s" % (self.node_id, why)
+        if self.proc is None and self.restart_at is not None and now >= self.restart_at:
+            self.restart_at = None
+            self.start()
+        return None
+
+    def stop(self, timeout=5.0):
+        p = self.proc
+        if p is None:
+            return
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.proc = None
+
+
+class LiveView:
+    """Subscribes to the fleet's topics and keeps what each node said last."""
+
+    def __init__(self, host, port, prefix="streetnode"):
+        import paho.mqtt.client as mqtt
+
+        self.prefix = prefix
+        self.nodes = {}
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="streetnode-sim-view-%d" % os.getpid())
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(prefix + "/+/#", qos=1)
+        self.client.connect_async(host, port, keepalive=30)
+        self.client.loop_start()
+
+    def _entry(self, node):
+        return self.nodes.setdefault(node, {"status": "?", "seqs": set(), "last": None, "health": None, "dups": 0})
+
+    def _on_message(self, client, userdata, msg):
+        parts = msg.topic.split("/")
+        if len(parts) < 3 or parts[0] != self.prefix:
+            return
+        node, kind = parts[1], "/".join(parts[2:])
+        try:
+            payload = json.loads(msg.payload)
+        except ValueError:
+            return
+        with self.lock:
+            e = self._entry(node)
+            if kind == "status":
+                e["status"] = payload.get("state", "?")
+            elif kind == "data":
+                seq = payload.get("seq")
+                if seq in e["seqs"]:
+                    e["dups"] += 1
+                e["seqs"].add(seq)
+                if e["last"] is None or seq >= e["last"].get("seq", 0):
+                    e["last"] = payload
+            elif kind == "health":
+                e["health"] = payload
+
+    def table(self):
+        rows = ["%-8s %-7s %6s %5s %4s %8s %8s %8s %7s %6s %5s" % (
+            "node", "status", "seq", "gaps", "box", "temp°C", "hum%RH", "hPa", "pm2.5", "co2", "errs")]  # fmt: skip
+        with self.lock:
+            for node in sorted(self.nodes, key=lambda n: (len(n), n)):
+                e = self.nodes[node]
+                last = e["last"] or {}
+                seqs = e["seqs"]
+                gaps = (max(seqs) - min(seqs) + 1 - len(seqs)) if seqs else 0
+                s = last.get("sensors", {})
+                air, pm, co2 = s.get("air", {}), s.get("pm", {}), s.get("co2", {})
+                h = e["health"] or {}
+                errs = sum((h.get("errors") or {}).values())
+                rows.append("%-8s %-7s %6s %5d %4s %8s %8s %8s %7s %6s %5s" % (
+                    node, e["status"], last.get("seq", "-"), gaps, h.get("outbox", "-"),
+                    _fmt(air.get("temperature")), _fmt(air.get("humidity")), _fmt(air.get("pressure")),
+                    _fmt(pm.get("pm2_5")), _fmt(co2.get("co2"), 0), errs))  # fmt: skip
+        return "\n".join(rows)
+
+    def summary(self):
+        with self.lock:
+            out = {}
+            for node, e in self.nodes.items():
+                seqs = e["seqs"]
+                out[node] = {
+                    "received": len(seqs),
+                    "first": min(seqs) if seqs else None,
+                    "last": max(seqs) if seqs else None,
+                    "missing": (max(seqs) - min(seqs) + 1 - len(seqs)) if seqs else 0,
+                    "duplicates": e["dups"],
+                }
+            return out
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _fmt(v, digits=2):
+    return "-" if v is None else ("%.*f" % (digits, v))
+
+
+def _parse_broker(text):
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError("--broker must be HOST:PORT, not %r" % text)
+    return host, int(port)
+
+
+def run(args, out=sys.stdout):
+    from .broker import Broker
+
+    if args.nodes < 1:
+        raise ValueError("--nodes must be at least 1")
+    if args.interval <= 0:
+        raise ValueError("--interval must be positive")
+    lib = deps.device_lib()
+    broker = None
+    if args.broker:
+        host, port = _parse_broker(args.broker)
+    else:
+        broker = Broker()
+        broker.start()
+        host, port = broker.host, broker.port
+        print("embedded broker (%s) on %s:%d" % (broker.kind, host, port), file=out, flush=True)
+    temp_state = None
+    if args.state_dir:
+        state_dir = Path(args.state_dir)
+    else:
+        temp_state = tempfile.mkdtemp(prefix="streetnode-sim-")
+        state_dir = Path(temp_state)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    sensors = available_sensors()
+    nodes = []
+    for i in range(1, args.nodes + 1):
+        node_id = "sim-%d" % i
+        d = state_dir / node_id
+        d.mkdir(exist_ok=True)
+        cfg = node_config(node_id, host, port, args.interval, sensors, seed=i)
+        (d / "config.json").write_text(json.dumps(cfg, indent=1))
+        nodes.append(NodeProcess(node_id, d, args.heap, lib, out))
+    view = LiveView(host, port)
+    print("%d node(s), state in %s, sensors: %s" % (
+        len(nodes), state_dir, ", ".join(s["driver"] for s in sensors)), file=out, flush=True)  # fmt: skip
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    old = signal.signal(signal.SIGINT, on_signal), signal.signal(signal.SIGTERM, on_signal)
+    start = time.monotonic()
+    try:
+        for n in nodes:
+            n.start()
+        next_table = start + max(args.interval, 2.0)
+        while not stop.is_set():
+            now = time.monotonic()
+            if args.duration and now - start >= args.duration:
+                break
+            for n in nodes:
+                event = n.check(args.interval)
+                if event:
+                    print(time.strftime("%H:%M:%S ") + event, file=out, flush=True)
+            if now >= next_table:
+                print(time.strftime("\n%H:%M:%S fleet\n") + view.table(), file=out, flush=True)
+                next_table = now + max(args.interval, 2.0)
+            stop.wait(0.2)
+    finally:
+        for n in nodes:
+            n.stop()
+        time.sleep(0.5)
+        print(time.strftime("\n%H:%M:%S final\n") + view.table(), file=out, flush=True)
+        summary = view.summary()
+        view.close()
+        if broker is not None:
+            broker.close()
+        signal.signal(signal.SIGINT, old[0])
+        signal.signal(signal.SIGTERM, old[1])
+        if temp_state and not args.keep_state:
+            shutil.rmtree(temp_state, ignore_errors=True)
+    lost = sum(s["missing"] for s in summary.values())
+    print("received %d readings from %d node(s), %d missing" % (
+        sum(s["received"] for s in summary.values()), len(summary), lost), file=out, flush=True)  # fmt: skip
+    return summary
