@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/streetnode demo
+	$(VENV)/bin/streetnode sim --nodes 3 --duration 60
 
 test: $(STAMP)
 	$(PY) -m pytest

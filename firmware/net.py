@@ -72,7 +72,7 @@ class Net:
             return None
 
     def sync_time(self):
-        if self.wlan is None:
+        if self.wlan is None or not self.ntp_host:  # "" in the config: no NTP wanted
             return self._synced
         try:
             import ntptime

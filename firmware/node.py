@@ -219,6 +219,7 @@ class Node:
             try:
                 wait = self.step()
             except MemoryError:
+                self.step_errors += 1
                 gc.collect()
                 wait = _IDLE_MS
             except Exception as e:  # noqa: BLE001 - the loop must outlive any bug in a step

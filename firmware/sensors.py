@@ -112,8 +112,9 @@ class SensorSlot:
 
                     address = resolve_address(bus, self.kind)
                 self.driver = cls(bus, address, **options)
-        except OSError as e:
-            self._error(e)
+        except (OSError, MemoryError) as e:
+            # MemoryError: no room to load the driver now; like an absent chip, try later.
+            self._error(e if isinstance(e, OSError) else "out of memory opening the driver")
             self.state = "absent"
             # Retry at the sampling period, but at least once a minute.
             self._retry_ms = clock.ticks_add(now, min(max(self.period_ms, 1000), _RETRY_MAX_MS))

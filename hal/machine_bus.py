@@ -79,6 +79,11 @@ class MachinePlatform:
             self._pins[name] = output_pin(self.board, name, self.machine)
         return self._pins[name]
 
+    def watchdog(self, timeout_ms):
+        """The hardware watchdog (machine.WDT): once started it cannot be stopped, and the
+        board resets unless feed() comes within timeout_ms."""
+        return _machine(self.machine).WDT(timeout=timeout_ms)
+
     def chip_select(self, bus_name):
         key = "cs-" + bus_name
         if key not in self._pins:

@@ -29,3 +29,11 @@ def amqtt_broker():
     """The embedded amqtt broker (the default when mosquitto is missing), for one test."""
     with _broker.Broker("amqtt") as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def mpy_tree(device_lib):
+    """build/mpy: the device code and the device lib compiled with mpy-cross (once)."""
+    from streetnode import build as _build
+
+    return _build.compile_tree(lib=device_lib)

@@ -31,12 +31,13 @@ def node_config(node_id, broker, interval_s=0.2, sensors=None, **extra):
 
 
 class NodeRunner:
-    """One node: `micropython firmware/main_unix.py DIR CAUSE` with DIR as its flash."""
+    """One node: `micropython -m firmware.main_unix DIR CAUSE` with DIR as its flash, run
+    from the compiled tree (streetnode.build: firmware, drivers, hal and umqtt as .mpy)."""
 
-    def __init__(self, directory, device_lib, heap="256k"):
+    def __init__(self, directory, mpy_tree, heap="512k"):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.lib = device_lib
+        self.lib = mpy_tree
         self.heap = heap
         self.proc = None
         self.log = self.dir / "node.log"
@@ -46,10 +47,10 @@ class NodeRunner:
 
     def start(self, cause="power_on"):
         env = dict(os.environ)
-        env["MICROPYPATH"] = ":".join([str(self.lib), str(REPO), ".frozen"])
+        env["MICROPYPATH"] = ":".join([str(self.lib), ".frozen"])
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [micropython.executable(), "-X", "heapsize=%s" % self.heap, "firmware/main_unix.py", str(self.dir), cause],
+                [micropython.executable(), "-X", "heapsize=%s" % self.heap, "-m", "firmware.main_unix", str(self.dir), cause],
                 cwd=REPO,
                 env=env,
                 stdout=out,

@@ -32,11 +32,11 @@ def collector(mosquitto):
 
 
 @pytest.fixture
-def runner(tmp_path, device_lib):
+def runner(tmp_path, mpy_tree):
     nodes = []
 
     def make(name="n1", **kwargs):
-        r = NodeRunner(tmp_path / name, device_lib, **kwargs)
+        r = NodeRunner(tmp_path / name, mpy_tree, **kwargs)
         nodes.append(r)
         return r
 
@@ -261,3 +261,30 @@ def test_reboot_command_and_seq_across_boots(mosquitto, collector, runner):
     assert missing(collector.seqs("n1")) == []
     health = collector.health["n1"][-1]
     assert health["boot_count"] == 2 and health["reset_cause"] == "soft"
+
+
+def test_a_street_node_with_bme280_pms5003_and_scd41_publishes_all(mosquitto, collector, runner):
+    node = runner("n1")
+    sensors = [
+        {"name": "air", "driver": "bme280", "bus": "i2c0", "address": 0x76},
+        {"name": "pm", "driver": "pms5003", "bus": "uart1", "options": {"power_pin": "pm_power", "warmup_s": 2}},
+        {"name": "co2", "driver": "scd4x", "bus": "i2c0", "address": 0x62},
+    ]
+    node.write_config(node_config("n1", mosquitto, interval_s=1, sensors=sensors))
+    node.start()
+
+    def complete():
+        for p in collector.data.get("n1", []):
+            s = p["sensors"]
+            if (all(v is not None for v in s["air"].values()) and s["pm"]["pm2_5"] is not None
+                    and s["co2"]["co2"] is not None):
+                return True
+        return False
+
+    collector.wait(complete, 60, "a cycle with every quantity of the three sensors")
+    last = [p for p in collector.data["n1"] if p["sensors"]["pm"]["pm2_5"] is not None][-1]["sensors"]
+    assert set(last["pm"]) == {"pm1_0", "pm2_5", "pm10"}
+    assert set(last["co2"]) == {"co2", "temperature", "humidity"}
+    assert 300 < last["co2"]["co2"] < 5000 and 0 < last["pm"]["pm2_5"] < 500
+    health = collector.health["n1"][-1]
+    assert health["errors"] == {"air": 0, "pm": 0, "co2": 0}, health

@@ -26,7 +26,7 @@ class _Recorder:
     def _bus(self, kind):
         rec = self
 
-        def make(index, **kwargs):
+        def make(index=None, **kwargs):
             pins = {k: (v.id if hasattr(v, "id") else v) for k, v in kwargs.items()}
             rec.calls.append((kind, index, pins))
             return (kind, index)
@@ -34,7 +34,7 @@ class _Recorder:
         return make
 
     def __getattr__(self, name):
-        if name in ("I2C", "SPI", "UART"):
+        if name in ("I2C", "SPI", "UART", "WDT"):
             return self._bus(name)
         raise AttributeError(name)
 
@@ -117,3 +117,9 @@ def test_machine_platform_opens_each_bus_once():
     p.chip_select("spi2")
     assert m.calls[-1] == ("Pin", 5, 1, 1)
     raises(ValueError, machine_bus.MachinePlatform, "arduino-uno")
+
+
+def test_machine_platform_starts_the_hardware_watchdog():
+    m = _Recorder()
+    machine_bus.MachinePlatform("pico-w", machine=m).watchdog(8000)
+    assert m.calls[-1] == ("WDT", None, {"timeout": 8000})

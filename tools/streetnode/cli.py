@@ -53,7 +53,8 @@ def build_parser():
     s.add_argument("--broker", metavar="HOST:PORT", help="publish to this broker instead of an embedded one")
     s.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="sampling interval (default 5)")
     s.add_argument("--duration", type=float, default=0, metavar="SECONDS", help="stop after this long (default: run until Ctrl-C)")
-    s.add_argument("--heap", default="256k", metavar="SIZE", help="MicroPython heap per node (default 256k)")
+    s.add_argument("--heap", default="512k", metavar="SIZE", help="MicroPython heap per node (default 512k: the "
+                   "unix port is 64-bit and each node also carries its simulated chips)")
     s.add_argument("--state-dir", metavar="DIR", help="each node's flash lives in DIR/<node id> (default: a temporary directory)")
     s.add_argument("--keep-state", action="store_true", help="keep the temporary state directory")
     s.set_defaults(func=_sim)

@@ -31,8 +31,8 @@ DEFAULT_SENSORS = [
 
 OPTIONAL_SENSORS = {
     # Added when their drivers are in the tree (the air-quality set).
-    "pm": {"name": "pm", "driver": "pms5003", "bus": "uart1", "options": {"power_pin": "pm_power"}, "warmup_s": 0},
-    "co2": {"name": "co2", "driver": "scd4x", "bus": "i2c0", "address": 0x62, "warmup_s": 0},
+    "pm": {"name": "pm", "driver": "pms5003", "bus": "uart1", "options": {"power_pin": "pm_power"}},
+    "co2": {"name": "co2", "driver": "scd4x", "bus": "i2c0", "address": 0x62},
 }
 
 
@@ -72,10 +72,12 @@ class NodeProcess:
     def start(self):
         self.starts += 1
         out = open(self.dir / "node.log", "ab")
+        env = dict(os.environ)
+        env["MICROPYPATH"] = "%s:.frozen" % self.lib  # the compiled tree only
         self.proc = subprocess.Popen(
-            mpy.command(["firmware/main_unix.py", str(self.dir), self.cause], heapsize=self.heap),
+            mpy.command(["-m", "firmware.main_unix", str(self.dir), self.cause], heapsize=self.heap),
             cwd=REPO,
-            env=mpy.environment([self.lib]),
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -211,7 +213,9 @@ def run(args, out=sys.stdout):
         raise ValueError("--nodes must be at least 1")
     if args.interval <= 0:
         raise ValueError("--interval must be positive")
-    lib = deps.device_lib()
+    from .build import compile_tree
+
+    lib = compile_tree(lib=deps.device_lib())  # firmware, drivers, hal and umqtt as .mpy
     broker = None
     if args.broker:
         host, port = _parse_broker(args.broker)
