@@ -382,6 +382,13 @@ class UARTSensor:
 
     # -- sleep ---------------------------------------------------------------------------
 
+    def sleep(self):
+        """Stop fan and laser: the sensor sends nothing and draws almost no current; only
+        wake() is heard while asleep."""
+        if not self._send_sleep():
+            self._fail(ETIMEDOUT, "no answer to the sleep command")
+        self.asleep = True
+
     def wake(self):
         """Start the fan and laser; readings count again after warmup_s."""
         if not self._start(0):

@@ -23,6 +23,7 @@ _DRAIN_BUDGET_MS = 250  # backlog publishing per loop pass, so sampling keeps it
 _DRAIN_BATCH = 4  # records read from flash at a time
 _IDLE_MS = 50  # longest nap between loop passes (commands stay responsive)
 _SECRETS = ("password",)
+_DEEP_AWAKE_MAX_MS = 20000  # longest a deep-sleep node stays awake trying to publish
 
 
 def _redact(obj):
@@ -226,7 +227,7 @@ class Node:
                 self.step_errors += 1
                 print("step failed:", repr(e))
                 wait = _IDLE_MS
-            if deep and self.cycles and self.outbox.pending() == 0 or deep and self._deep_deadline():
+            if deep and self.cycles and (self.outbox.pending() == 0 or self._deep_deadline()):
                 self.outbox.sync()
                 self.link.close()
                 return "deepsleep"
@@ -236,9 +237,9 @@ class Node:
         return "reboot" if self.reboot_requested else "stopped"
 
     def _deep_deadline(self):
-        # A battery node that cannot publish goes back to sleep after one cycle anyway:
+        # A battery node that cannot publish goes back to sleep after a while anyway:
         # the reading is committed and waits in the outbox for the next wake-up.
-        return self.cycles and clock.ticks_diff(clock.ticks_ms(), self.started_ms) > 20000
+        return clock.ticks_diff(clock.ticks_ms(), self.started_ms) > _DEEP_AWAKE_MAX_MS
 
     # -- commands -----------------------------------------------------------------------
 

@@ -288,3 +288,15 @@ def test_a_street_node_with_bme280_pms5003_and_scd41_publishes_all(mosquitto, co
     assert 300 < last["co2"]["co2"] < 5000 and 0 < last["pm"]["pm2_5"] < 500
     health = collector.health["n1"][-1]
     assert health["errors"] == {"air": 0, "pm": 0, "co2": 0}, health
+
+
+def test_deep_sleep_node_wakes_samples_publishes_and_sleeps(mosquitto, collector, runner):
+    node = runner("n1")
+    node.write_config(node_config("n1", mosquitto, interval_s=1, deep_sleep=True))
+    for wake in range(1, 4):
+        node.start(cause="deepsleep" if wake > 1 else "power_on")
+        assert node.proc.wait(30) == 4  # EXIT_DEEPSLEEP: the board sleeps for the interval
+        collector.wait(lambda: len(collector.seqs("n1")) >= wake, 10, "the reading of wake-up %d" % wake)
+    assert collector.seqs("n1") == [1, 2, 3]
+    # It said goodbye before sleeping: a retained offline, not a will after a timeout.
+    collector.wait(lambda: collector.status["n1"][-1]["state"] == "offline", 10, "offline status")

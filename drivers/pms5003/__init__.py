@@ -105,12 +105,6 @@ class PMS5003(UARTSensor):
         self._drain()
         return self._command(_CMD_SLEEP, fr.CMD_SLEEP, 0)
 
-    def sleep(self):
-        """Stop fan and laser (the sensor then draws < 200 µA and sends nothing)."""
-        if not self._send_sleep():
-            self._fail(ETIMEDOUT, "no answer to the sleep command")
-        self.asleep = True
-
     def set_mode(self, mode):
         if mode not in MODES:
             raise ValueError("PMS5003: mode must be 'passive' or 'active', not %r" % (mode,))

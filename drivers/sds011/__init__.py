@@ -127,12 +127,6 @@ class SDS011(UARTSensor):
         self._drain()
         return self._command(_CMD_SLEEP, fr.CMD_SLEEP_WORK, 0)
 
-    def sleep(self):
-        """Stop fan and laser; only wake() (the work command) is heard while asleep."""
-        if not self._send_sleep():
-            self._fail(ETIMEDOUT, "no answer to the sleep command")
-        self.asleep = True
-
     def set_mode(self, mode):
         if mode not in MODES:
             raise ValueError("SDS011: mode must be 'query' or 'active', not %r" % (mode,))
