@@ -155,6 +155,8 @@ class Node:
             self.wdt.feed()  # reached only when the pass completed
         if self._reboot_at is not None and clock.ticks_diff(now, self._reboot_at) >= 0:
             self.reboot_requested = True
+        if self.link.connected and self.outbox.pending():
+            return 0  # a backlog to drain: straight on with the next pass
         wait = min(self.sensors.next_due_ms(now), max(0, clock.ticks_diff(self._next_cycle, now)))
         return min(wait, _IDLE_MS)
 

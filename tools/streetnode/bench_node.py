@@ -1,0 +1,168 @@
+"""Benchmarks of a whole node (issue 3): the firmware on the real MicroPython interpreter
+against a real broker, all in one run.
+
+- time from process start to the first reading at a subscriber (its PUBACK comes with it),
+  with the firmware compiled to .mpy and from source;
+- the backlog drain rate after an outage, against the ceiling: the same umqtt.simple
+  publishing QoS 1 in a bare loop (streetnode.bench_mqtt), in the same run;
+- the node's heap after a collection, from its own health reports during the drain.
+
+    python -m streetnode.bench_node [--records 1000] [--starts 5]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from . import bench_mqtt, deps, mpy
+from .broker import Broker
+from .build import compile_tree
+from .paths import REPO
+
+HEAP = "512k"
+
+
+class _Arrivals:
+    def __init__(self, broker):
+        self.data = {}  # seq -> arrival (perf_counter)
+        self.health = []
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-node-%d" % os.getpid())
+        self.c.on_connect = lambda c, u, f, rc, p=None: (c.subscribe("streetnode/#", qos=1), self.ready.set())
+        self.c.on_message = self._msg
+        self.c.connect(broker.host, broker.port)
+        self.c.loop_start()
+        self.ready.wait(10)
+
+    def _msg(self, c, u, msg):
+        t = time.perf_counter()
+        with self.lock:
+            if msg.topic.endswith("/data"):
+                self.data.setdefault(json.loads(msg.payload)["seq"], t)
+            elif msg.topic.endswith("/health"):
+                self.health.append(json.loads(msg.payload))
+
+    def reset(self):
+        with self.lock:
+            self.data.clear()
+            self.health.clear()
+
+    def wait(self, cond, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                if cond():
+                    return True
+            time.sleep(0.001)
+        return False
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def _config(d, port, interval_s):
+    cfg = {
+        "node_id": "bench",
+        "board": "unix-sim",
+        "interval_s": interval_s,
+        "health_every": 1,
+        "mqtt": {"host": "127.0.0.1", "port": port, "keepalive_s": 30},
+        "outbox": {"max_records": 100000},
+        "sensors": [{"name": "air", "driver": "bme280", "bus": "i2c0", "address": 0x76}],
+    }
+    (Path(d) / "config.json").write_text(json.dumps(cfg))
+
+
+def _start(d, compiled, lib, tree):
+    env = dict(os.environ)
+    if compiled:
+        env["MICROPYPATH"] = "%s:.frozen" % tree
+        args = ["-m", "firmware.main_unix", str(d)]
+    else:
+        env["MICROPYPATH"] = "%s:%s:.frozen" % (lib, REPO)
+        args = ["firmware/main_unix.py", str(d)]
+    return subprocess.Popen(mpy.command(args, heapsize=HEAP), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def _stop(p):
+    p.terminate()
+    p.wait(10)
+
+
+def run(records=1000, starts=5):
+    lib = deps.device_lib()
+    tree = compile_tree(lib=lib)
+    res = {"heap": HEAP}
+    work = tempfile.mkdtemp(prefix="bench-node-")
+    try:
+        with Broker() as broker:
+            res["broker"] = broker.kind
+            rx = _Arrivals(broker)
+            for compiled in (True, False):
+                times = []
+                for i in range(starts):
+                    d = Path(work) / ("start-%s-%d" % (compiled, i))
+                    d.mkdir()
+                    _config(d, broker.port, 60)
+                    rx.reset()
+                    t0 = time.perf_counter()
+                    p = _start(d, compiled, lib, tree)
+                    ok = rx.wait(lambda: 1 in rx.data, 30)
+                    if ok:
+                        times.append((rx.data[1] - t0) * 1000)
+                    _stop(p)
+                res["first_reading_ms_" + ("mpy" if compiled else "source")] = round(statistics.median(times), 1) if times else None
+            # The outage: the node commits `records` cycles with no broker to reach.
+            d = Path(work) / "drain"
+            d.mkdir()
+            _config(d, 1, 0.05)
+            p = _start(d, True, lib, tree)
+            time.sleep(records * 0.05 + 3)
+            _stop(p)
+            _config(d, broker.port, 3600)
+            rx.reset()
+            p = _start(d, True, lib, tree)
+            rx.wait(lambda: len(rx.data) >= records, 120)
+            time.sleep(1)
+            _stop(p)
+            with rx.lock:
+                seqs = sorted(rx.data)
+                arrivals = sorted(rx.data.values())
+                health = list(rx.health)
+            rx.close()
+        n = len(seqs)
+        res["drained"] = n
+        res["drain_per_s"] = int((n - 1) / (arrivals[-1] - arrivals[0])) if n > 1 else 0
+        allocs = [h["mem_alloc"] for h in health if h.get("mem_alloc") is not None]
+        res["mem_alloc_after_gc"] = {"min": min(allocs), "max": max(allocs)} if allocs else None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ceiling = bench_mqtt.run(n=1000, n_nagle=10, rounds=3)
+    res["bare_umqtt_qos1_per_s"] = ceiling["bare_umqtt_nodelay"]["per_s"]
+    res["drain_vs_bare"] = round(res["drain_per_s"] / res["bare_umqtt_qos1_per_s"], 3)
+    return res
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="streetnode-bench-node", description=__doc__.split("\n\n")[0])
+    p.add_argument("--records", type=int, default=1000, help="backlog size (default 1000)")
+    p.add_argument("--starts", type=int, default=5, help="process starts per variant (default 5)")
+    args = p.parse_args(argv)
+    print(json.dumps(run(args.records, args.starts), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
