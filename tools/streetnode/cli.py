@@ -28,6 +28,12 @@ def _bench(args):
     return bench_main(args)
 
 
+def _bench_sensors(args):
+    from .bench_sensors import main as bench_main
+
+    return bench_main(args)
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog="streetnode",
@@ -82,6 +88,17 @@ def build_parser():
     b.add_argument("--readings", type=int, default=200, help="readings per driver (default 200)")
     b.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     b.set_defaults(func=_bench)
+
+    bs = sub.add_parser(
+        "bench-sensors",
+        help="benchmark the SHT4x, BH1750, SCD4x, SPS30 and PMS5003 drivers against their peers",
+        description="Bus transactions, heap and time per reading of our air-quality drivers and "
+        "Adafruit's, Sensirion's and Pimoroni's, on the same simulated chips, in one run.",
+        epilog="example: streetnode bench-sensors --readings 200 --markdown",
+    )
+    bs.add_argument("--readings", type=int, default=50, help="readings per driver (default 50)")
+    bs.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    bs.set_defaults(func=_bench_sensors)
     return p
 
 
