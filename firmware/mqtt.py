@@ -170,6 +170,8 @@ class MQTTLink:
         clean_session=True,
         client_id=None,
         backend=None,
+        user=None,
+        password=None,
     ):
         _check_node_id(node_id)
         if not prefix or "+" in prefix or "#" in prefix:
@@ -202,6 +204,9 @@ class MQTTLink:
                 backend = PahoBackend(timeout_s, ca_der, server_hostname)
             else:
                 raise ImportError("no MQTT backend: umqtt.simple (MicroPython) or paho-mqtt (CPython)")
+        # Per-node credentials (MQTT CONNECT user name and password), used by every backend.
+        backend.user = user
+        backend.password = password if user else None
         self._be = backend
         self.connected = False
         self.reconnects = 0
@@ -488,7 +493,10 @@ class UmqttBackend:
     def open(self, server, port, client_id, keepalive_s, clean, will_topic, will_payload, on_message):
         if self.server_hostname is None and self._ca_der is not None:
             self.server_hostname = server
-        c = _umqtt.MQTTClient(client_id, server, port, keepalive=keepalive_s)
+        c = _umqtt.MQTTClient(
+            client_id, server, port, user=getattr(self, "user", None), password=getattr(self, "password", None),
+            keepalive=keepalive_s,
+        )  # fmt: skip
         c.set_last_will(will_topic, will_payload, retain=True, qos=1)
         c.set_callback(on_message)
         self._c = c

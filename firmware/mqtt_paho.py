@@ -50,6 +50,8 @@ class PahoBackend:
         )
         c.connect_timeout = self.timeout_s
         c.will_set(will_topic, will_payload, qos=1, retain=True)
+        if getattr(self, "user", None):
+            c.username_pw_set(self.user, getattr(self, "password", None))
         if self._ca_der is not None:
             c.tls_set_context(self._tls_context())
         self._on_message = on_message

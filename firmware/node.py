@@ -125,6 +125,8 @@ class Node:
             keepalive_s=m.get("keepalive_s", 60),
             ca_der=ca,
             status=status,
+            user=m.get("user"),
+            password=m.get("password"),
         )
 
     def _apply(self, cfg):

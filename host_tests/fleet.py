@@ -83,7 +83,7 @@ class NodeRunner:
 class Collector:
     """Everything the fleet publishes, by node and kind, for assertions."""
 
-    def __init__(self, broker, prefix="streetnode", client_id=None):
+    def __init__(self, broker, prefix="streetnode", client_id=None, user=None, password=None):
         self.prefix = prefix
         self.lock = threading.RLock()
         self.data = {}  # node -> [payload dict] in arrival order
@@ -99,6 +99,8 @@ class Collector:
             client_id=client_id or "collector-%d-%d" % (os.getpid(), id(self)),
             clean_session=False,
         )
+        if user:
+            self.client.username_pw_set(user, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.1, 0.5)
@@ -108,6 +110,8 @@ class Collector:
             raise RuntimeError("collector could not connect to %s:%d" % (broker.host, broker.port))
 
     def _on_connect(self, client, userdata, flags, rc, props=None):
+        if rc != 0:  # refused: paho tries again; not connected yet
+            return
         client.subscribe(self.prefix + "/#", qos=1)
         self.connected.set()
 

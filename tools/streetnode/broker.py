@@ -61,7 +61,8 @@ class Broker:
     (mosquitto only).
     """
 
-    def __init__(self, kind=None, host="127.0.0.1", port=None, tls=None, start_timeout=15.0, persistence=False):
+    def __init__(self, kind=None, host="127.0.0.1", port=None, tls=None, start_timeout=15.0, persistence=False,
+                 users=None):  # fmt: skip
         if kind is None:
             kind = "mosquitto" if find_mosquitto() else "amqtt"
         if kind not in KINDS:
@@ -79,6 +80,10 @@ class Broker:
         # persistence: sessions and queued QoS 1 messages survive stop()/start(), as on a
         # city's broker; a subscriber with a persistent session misses nothing.
         self.persistence = persistence
+        # users: {name: password}; then only they may connect (mosquitto's password_file).
+        if users and kind != "mosquitto":
+            raise ValueError("users need mosquitto, not %s" % kind)
+        self.users = dict(users) if users else None
         self.start_timeout = start_timeout
         self.proc = None
         self.restarts = 0
@@ -100,7 +105,7 @@ class Broker:
     def _mosquitto_config(self):
         lines = [
             "listener %d %s" % (self.port, self.host),
-            "allow_anonymous true",
+            "allow_anonymous %s" % ("false" if self.users else "true"),
             "persistence %s" % ("true" if self.persistence else "false"),
             "log_dest file %s" % (Path(self._dir) / "broker.log"),
             "log_type error",
@@ -112,6 +117,13 @@ class Broker:
             # As root mosquitto would switch to user "mosquitto", who cannot read our 0700
             # temp dir (certificates, log): stay who we are, as for any other user.
             lines.append("user root")
+        if self.users:
+            pw = Path(self._dir) / "passwords"
+            pw.write_text("")
+            for name, password in self.users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(pw), name, password], check=True, capture_output=True)
+            os.chmod(pw, 0o600)
+            lines.append("password_file %s" % pw)
         if self.persistence:
             lines += ["persistence_location %s/" % self._dir, "max_queued_messages 0"]
         if self.tls:
