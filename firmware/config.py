@@ -55,7 +55,11 @@ good config (config.good.json, refreshed whenever config.json validates).
          "warmup_s": 30,                            0..600; null = the driver's (null)
          "window": {"n": 5, "agg": "median"},       n 1..60 samples per interval, agg
                                                     "median" or "mean" (1, "median")
-         "enabled": true}                           (true)
+         "enabled": true,                           (true)
+         "rh_correction": {"humidity_from": "air",  PM sensors only: publish, next to each raw
+                           "kappa": 0.3}},          pm value, <name>_rh_corrected, dried by the
+                                                    kappa-Koehler growth factor with the
+                                                    humidity of that sensor (null: none)
       ],
       "sim": {"seed": 1,                            unix-sim only: the simulated street's
               "start_hour": 8.0,                    seed (null: from node_id), start hour
@@ -444,7 +448,8 @@ def _min_interval(board):
 
 
 def _sensor(v, path, board):
-    _object(v, path, ("name", "driver", "bus", "address", "options", "interval_s", "warmup_s", "window", "enabled"))
+    _object(v, path, ("name", "driver", "bus", "address", "options", "interval_s", "warmup_s", "window", "enabled",
+                      "rh_correction"))  # fmt: skip
     name = _get(v, path, "name", _str, _REQUIRED, 1, 32, _NAME_CHARS, " of a-z 0-9 _ -")
     driver = _get(v, path, "driver", _choice, _REQUIRED, sorted(DRIVERS))
     bus = _get(v, path, "bus", _bus_name, _REQUIRED, board)
@@ -466,6 +471,21 @@ def _sensor(v, path, board):
         "warmup_s": _get(v, path, "warmup_s", _num, None, 0, 600),
         "window": _get(v, path, "window", _window, {"n": 1, "agg": "median"}),
         "enabled": _get(v, path, "enabled", _bool, True),
+        "rh_correction": _get(v, path, "rh_correction", _rh_correction, None, driver),
+    }
+
+
+_PM_DRIVERS = ("pms5003", "sds011", "sps30")
+_RH_DRIVERS = ("bme280", "sht4x", "scd4x")
+
+
+def _rh_correction(v, path, driver):
+    if driver not in _PM_DRIVERS:
+        raise ConfigError(path, "only for particulate sensors (%s), not %s" % (", ".join(_PM_DRIVERS), driver))
+    _object(v, path, ("humidity_from", "kappa"))
+    return {
+        "humidity_from": _get(v, path, "humidity_from", _str, _REQUIRED, 1, 32, _NAME_CHARS, " of a-z 0-9 _ -"),
+        "kappa": _get(v, path, "kappa", _num, 0.3, 0, 2),
     }
 
 
@@ -497,6 +517,13 @@ def _sensors(v, path, board):
                 raise ConfigError(p, "%s is already used by sensor %s" % (slot, used[slot]))
             used[slot] = s["name"]
         out.append(s)
+    drivers = {s["name"]: s["driver"] for s in out}
+    for i in range(len(out)):
+        corr = out[i]["rh_correction"]
+        if corr is not None and drivers.get(corr["humidity_from"]) not in _RH_DRIVERS:
+            raise ConfigError("%s[%d].rh_correction.humidity_from" % (path, i),
+                              "must name a humidity sensor (%s) of this node, not %s"
+                              % (", ".join(_RH_DRIVERS), _show(corr["humidity_from"])))  # fmt: skip
     return out
 
 

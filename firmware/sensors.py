@@ -43,6 +43,22 @@ def mean(values):
 AGGREGATES = {"median": median, "mean": mean}
 
 
+def rh_corrected(values, rh, kappa):
+    """PM values with, next to each raw value, `<name>_rh_corrected` (kappa-Koehler, see
+    drivers/pm_correction.py): null when the humidity or the raw value is missing, or the
+    air is near saturation. The raw values stay as they are."""
+    from drivers.pm_correction import kappa_koehler_correct
+
+    out = dict(values)
+    for q in ("pm1_0", "pm2_5", "pm10"):
+        if q in values:
+            v = None
+            if values[q] is not None and rh is not None:
+                v = kappa_koehler_correct(values[q], min(max(rh, 0.0), 100.0), kappa)
+            out[q + "_rh_corrected"] = None if v is None else round(v, 2)
+    return out
+
+
 def aggregate(samples, quantities, how):
     """One value per quantity from a list of read() dicts; None where no sample had one."""
     fn = AGGREGATES[how]
@@ -193,7 +209,13 @@ class Sensors:
         return n
 
     def take(self):
-        return {slot.name: slot.take() for slot in self.slots}
+        out = {slot.name: slot.take() for slot in self.slots}
+        for slot in self.slots:
+            corr = slot.spec.get("rh_correction")
+            if corr:
+                rh = (out.get(corr["humidity_from"]) or {}).get("humidity")
+                out[slot.name] = rh_corrected(out[slot.name], rh, corr.get("kappa", 0.3))
+        return out
 
     def errors(self):
         return {slot.name: slot.errors for slot in self.slots}

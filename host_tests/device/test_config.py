@@ -147,6 +147,7 @@ def test_full_example_validates_and_fills_sensor_defaults():
         "warmup_s": None,  # the driver's own warm-up
         "window": {"n": 1, "agg": "median"},
         "enabled": True,
+        "rh_correction": None,  # no humidity correction published
     }
     assert light["address"] == "auto"
     assert config.validate(_sim())["sim"] == {

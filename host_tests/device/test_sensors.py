@@ -154,3 +154,30 @@ def test_auto_address_finds_the_chip_where_it_answers():
     slot = sensors.slots[0]
     assert slot.state == "ok", slot.last_error
     assert slot.driver._regs.address == 0x77
+
+
+def test_pm_humidity_correction_is_published_next_to_the_raw_value():
+    from firmware.config import ConfigError, validate
+
+    specs = [
+        {"name": "air", "driver": "bme280", "bus": "i2c0", "address": 0x76},
+        {"name": "pm", "driver": "pms5003", "bus": "uart1", "options": {"power_pin": "pm_power", "warmup_s": 1},
+         "rh_correction": {"humidity_from": "air"}},
+    ]
+    cfg = validate({"node_id": "n", "board": "unix-sim", "mqtt": {"host": "h"}, "interval_s": 5, "sensors": specs})
+    assert cfg["sensors"][1]["rh_correction"] == {"humidity_from": "air", "kappa": 0.3}
+    clk = virtual_clock()
+    env = Environment(humidity=85.0)
+    platform = SimPlatform(cfg["sensors"], env=env)
+    sensors = Sensors(cfg, platform)
+    _run(sensors, platform, clk, 15)
+    pm = sensors.take()["pm"]
+    assert pm["pm2_5"] is not None and pm["pm2_5_rh_corrected"] is not None
+    assert pm["pm2_5_rh_corrected"] < pm["pm2_5"]  # wet particles weigh more: the dried value is lower
+    assert set(pm) == {"pm1_0", "pm2_5", "pm10", "pm1_0_rh_corrected", "pm2_5_rh_corrected", "pm10_rh_corrected"}
+    bad = [dict(specs[0]), dict(specs[1], rh_correction={"humidity_from": "pm"})]
+    e = raises(ConfigError, validate, {"node_id": "n", "board": "unix-sim", "mqtt": {"host": "h"}, "sensors": bad})
+    assert "humidity_from" in message(e)
+    bad = [dict(specs[0], rh_correction={"humidity_from": "air"})]
+    e = raises(ConfigError, validate, {"node_id": "n", "board": "unix-sim", "mqtt": {"host": "h"}, "sensors": bad})
+    assert "particulate" in message(e)
