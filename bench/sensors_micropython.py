@@ -16,8 +16,8 @@
 import gc
 import json
 import sys
-import time
 
+from bench.measure import heap_bytes, interpreter, ticks_us as _ticks_us, us_since as _us_since
 from hal import clock
 from hal.sim.bh1750 import SimBH1750
 from hal.sim.bus import SimI2C, SimUART
@@ -47,54 +47,6 @@ WARM_UP_MS = {"SHT4x": 0, "BH1750": 0, "SCD4x": 0, "SPS30": 30000, "PMS5003": 30
 # SCD4x periodic: 5 s; SPS30: 1 s; PMS5003 active: the drivers wait for the next frame.
 INTERVAL_MS = {"SHT4x": 0, "BH1750": 200, "SCD4x": 5000, "SPS30": 1000, "PMS5003": 0}
 SENSORS = ("SHT4x", "BH1750", "SCD4x", "SPS30", "PMS5003")
-
-
-def _ticks_us():
-    if hasattr(time, "ticks_us"):
-        return time.ticks_us()
-    return time.perf_counter_ns() // 1000
-
-
-def _us_since(start):
-    if hasattr(time, "ticks_diff"):
-        return time.ticks_diff(time.ticks_us(), start)
-    return time.perf_counter_ns() // 1000 - start
-
-
-def heap_bytes(fn, n):
-    """Heap bytes per call of fn. MicroPython: allocated with the collector off
-    (gc.mem_alloc over n calls). CPython: the largest tracemalloc peak above the
-    baseline during one call (CPython frees at once; there is no allocation counter)."""
-    if hasattr(gc, "mem_alloc"):
-        gc.collect()
-        gc.disable()
-        try:
-            before = gc.mem_alloc()
-            for _ in range(n):
-                fn()
-            used = gc.mem_alloc() - before
-        finally:
-            gc.enable()
-        return used / n
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        worst = 0
-        for _ in range(n):
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-            fn()
-            worst = max(worst, tracemalloc.get_traced_memory()[1] - base)
-    finally:
-        tracemalloc.stop()
-    return worst
-
-
-def interpreter():
-    impl = sys.implementation
-    name = "MicroPython" if impl.name == "micropython" else "CPython" if impl.name == "cpython" else impl.name
-    return "%s %s" % (name, ".".join(str(x) for x in impl.version[:2]))
 
 
 def chip(sensor, clk):
