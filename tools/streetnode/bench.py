@@ -67,11 +67,12 @@ def _version(dist):
         return None
 
 
-def _harness():
-    """bench/bme280_micropython.py imported on CPython (with the repository on sys.path)."""
+def _harness(script=SCRIPT):
+    """A device-side benchmark script (bench/*.py) imported on CPython, with the repository
+    on sys.path: the same harness measures both interpreters."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    spec = importlib.util.spec_from_file_location("streetnode_bench_harness", REPO / SCRIPT)
+    spec = importlib.util.spec_from_file_location("streetnode_" + Path(script).stem, REPO / script)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

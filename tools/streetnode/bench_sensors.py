@@ -12,12 +12,13 @@ Every driver gets a fresh simulated chip in the same constant air, bus log off, 
 VirtualClock: the peers' time.sleep goes to it, so sleeps cost no real time.
 """
 
-import importlib.util
 import json
 import math
 import sys
 
 from . import mpy
+from .bench import _harness as _load_harness
+from .bench import _version
 from .paths import REPO
 
 SCRIPT = "bench/sensors_micropython.py"
@@ -85,23 +86,9 @@ NOTES = (
 )
 
 
-def _version(dist):
-    try:
-        from importlib import metadata
-
-        return metadata.version(dist)
-    except Exception:  # noqa: BLE001 - a missing peer is reported, not fatal
-        return None
-
-
 def _harness():
-    """bench/sensors_micropython.py imported on CPython (with the repository on sys.path)."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    spec = importlib.util.spec_from_file_location("streetnode_bench_sensors_harness", REPO / SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """bench/sensors_micropython.py imported on CPython."""
+    return _load_harness(SCRIPT)
 
 
 def _best_of(rounds):
