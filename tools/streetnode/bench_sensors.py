@@ -14,7 +14,6 @@ VirtualClock: the peers' time.sleep goes to it, so sleeps cost no real time.
 
 import json
 import math
-import sys
 
 from . import mpy
 from .bench import _harness as _load_harness
