@@ -226,20 +226,21 @@ def _cell(key, value):
     return "%d" % round(value)
 
 
-def format_table(rows, skipped, readings, markdown=False):
-    head = [title for title, _ in _COLUMNS]
-    body = [[_cell(key, r.get(key)) for _, key in _COLUMNS] for r in rows]
-    lines = ["BME280 drivers on the same simulated chip, %d readings each" % readings, ""]
+def render(title, head, body, notes, extra, markdown=False, left=lambda i, n: i < 2):
+    """A benchmark table as plain text or Markdown, with its notes (and `extra` lines)
+    under it as bullets. left(i, n): whether column i of n is left-aligned text."""
+    n = len(head)
+    lines = [title, ""]
     if markdown:
         lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|")
+        lines.append("|" + "|".join("---" if left(i, n) else "---:" for i in range(n)) + "|")
         lines.extend("| " + " | ".join(row) + " |" for row in body)
     else:
         widths = [max(len(x) for x in col) for col in zip(head, *body)]
 
         def fmt(cells):
             return "  ".join(
-                c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+                c.ljust(w) if left(i, n) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
             ).rstrip()
 
         lines.append(fmt(head))
@@ -247,10 +248,16 @@ def format_table(rows, skipped, readings, markdown=False):
         lines.extend(fmt(row) for row in body)
     lines.append("")
     bullet = "- " if markdown else "  "
-    lines.extend(bullet + note for note in NOTES)
-    for name, why in sorted(skipped.items()):
-        lines.append(bullet + "skipped %s: %s" % (name, why))
+    lines.extend(bullet + note for note in list(notes) + list(extra))
     return "\n".join(lines)
+
+
+def format_table(rows, skipped, readings, markdown=False):
+    head = [title for title, _ in _COLUMNS]
+    body = [[_cell(key, r.get(key)) for _, key in _COLUMNS] for r in rows]
+    extra = ["skipped %s: %s" % (name, why) for name, why in sorted(skipped.items())]
+    title = "BME280 drivers on the same simulated chip, %d readings each" % readings
+    return render(title, head, body, NOTES, extra, markdown)
 
 
 def main(args):

@@ -17,7 +17,7 @@ import math
 
 from . import mpy
 from .bench import _harness as _load_harness
-from .bench import _version
+from .bench import _version, render
 from .paths import REPO
 
 SCRIPT = "bench/sensors_micropython.py"
@@ -447,29 +447,9 @@ def _cell(key, value, sensor=None):
 def format_table(rows, skipped, readings, markdown=False):
     head = [title for title, _ in _COLUMNS]
     body = [[_cell(key, r.get(key), r["sensor"]) for _, key in _COLUMNS] for r in rows]
-    lines = ["Sensor drivers (issue 4) on the same simulated chips, %d readings each" % readings, ""]
-    if markdown:
-        lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "|".join("---" if i < _TEXT or i == len(head) - 1 else "---:" for i in range(len(head))) + "|")
-        lines.extend("| " + " | ".join(row) + " |" for row in body)
-    else:
-        widths = [max(len(x) for x in col) for col in zip(head, *body)]
-
-        def fmt(cells):
-            return "  ".join(
-                c.ljust(w) if i < _TEXT or i == len(cells) - 1 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(cells, widths))
-            ).rstrip()
-
-        lines.append(fmt(head))
-        lines.append(fmt(["-" * w for w in widths]))
-        lines.extend(fmt(row) for row in body)
-    lines.append("")
-    bullet = "- " if markdown else "  "
-    lines.extend(bullet + note for note in NOTES)
-    for name, why in sorted(skipped.items()):
-        lines.append(bullet + "left out: %s: %s" % (name, why))
-    return "\n".join(lines)
+    extra = ["left out: %s: %s" % (name, why) for name, why in sorted(skipped.items())]
+    title = "Sensor drivers (issue 4) on the same simulated chips, %d readings each" % readings
+    return render(title, head, body, NOTES, extra, markdown, left=lambda i, n: i < _TEXT or i == n - 1)
 
 
 def main(args):
