@@ -12,8 +12,9 @@
 
 import gc
 import json
+import sys
 
-from firmware import commands, config as cfgmod, payloads, state as statemod
+from firmware import commands, payloads
 from firmware.net import Net
 from firmware.outbox import Outbox
 from firmware.sensors import Sensors
@@ -24,6 +25,27 @@ _DRAIN_BATCH = 4  # records read from flash at a time
 _IDLE_MS = 50  # longest nap between loop passes (commands stay responsive)
 _SECRETS = ("password",)
 _DEEP_AWAKE_MAX_MS = 20000  # longest a deep-sleep node stays awake trying to publish
+
+
+def _load(name):
+    """A module needed only now and then: config validation (about 22 KB of heap on the
+    64-bit unix port, 11 KB on a board) and the boot counter are loaded for boot and for
+    config changes, and let go again with _unload(), so that they do not sit in a small
+    board's heap for the node's whole life. On CPython (a Pi gateway) they stay: memory
+    is plenty there, and other code may hold the module (and its ConfigError class)."""
+    __import__("firmware." + name)
+    return sys.modules["firmware." + name]
+
+
+def _unload(*names):
+    if sys.implementation.name != "micropython":
+        return
+    pkg = sys.modules.get("firmware")
+    for name in names:
+        sys.modules.pop("firmware." + name, None)
+        if pkg is not None and name in pkg.__dict__:
+            delattr(pkg, name)
+    gc.collect()
 
 
 def _redact(obj):
@@ -85,13 +107,15 @@ class Node:
     # -- boot ---------------------------------------------------------------------------
 
     def boot(self):
-        self.state = statemod.boot(self.dir, self.cause or reset_cause())
-        cfg, err = cfgmod.load(self.dir)
+        self.state = _load("state").boot(self.dir, self.cause or reset_cause())
+        cfg, err = _load("config").load(self.dir)
+        _unload("state", "config")
         self.config_error = err
         if err:
             print("config:", err, "- running on the last good config")
         self.outbox = Outbox(self.dir + "/outbox", max_records=cfg["outbox"]["max_records"])
         self.platform = self._platform or make_platform(cfg)
+        self._tick = getattr(self.platform, "tick", None)  # bound once: none per loop pass
         self.net = Net(cfg.get("wifi"), (cfg.get("ntp") or {}).get("host"))
         self.link = self._link or self._make_link(cfg)
         self.link.on_cmd = self._on_cmd
@@ -141,9 +165,8 @@ class Node:
     def step(self):
         """One pass of the main loop; returns ms until the next thing is due."""
         now = clock.ticks_ms()
-        tick = getattr(self.platform, "tick", None)
-        if tick:
-            tick(now)
+        if self._tick is not None:
+            self._tick(now)
         self.sensors.poll(now)
         fresh = None
         if clock.ticks_diff(now, self._next_cycle) >= 0:
@@ -186,7 +209,7 @@ class Node:
                 self.outbox.ack(seq)
                 self.published += 1
         start = clock.ticks_ms()
-        while link.connected and clock.ticks_diff(clock.ticks_ms(), start) < _DRAIN_BUDGET_MS:
+        while link.connected and self.outbox.pending() and clock.ticks_diff(clock.ticks_ms(), start) < _DRAIN_BUDGET_MS:
             batch = self.outbox.oldest(_DRAIN_BATCH)
             if not batch:
                 break
@@ -266,11 +289,16 @@ class Node:
 
     def _change(self, patch):
         """Validate, save atomically, then apply; ValueError (reason) if anything is wrong."""
-        new = cfgmod.patch(self.config, patch)
+        cfgmod = _load("config")
         try:
-            cfgmod.save(self.dir, new)
-        except OSError as e:
-            raise ValueError("could not save the config: %s" % (e,))
+            new = cfgmod.patch(self.config, patch)
+            try:
+                cfgmod.save(self.dir, new)
+            except OSError as e:
+                raise ValueError("could not save the config: %s" % (e,))
+        finally:
+            cfgmod = None
+            _unload("config")
         needs_reboot = False
         for key in ("node_id", "mqtt", "wifi", "board", "ntp", "outbox", "watchdog_s"):
             if new.get(key) != self.config.get(key):
