@@ -65,7 +65,8 @@ good config (config.good.json, refreshed whenever config.json validates).
               "start_hour": 8.0,                    seed (null: from node_id), start hour
               "faults": [{"sensor": "air",          0..24 (8.0) and up to 64 sensor faults
                           "kind": "eio",            (absent, eio, stuck_busy, corrupt,
-                          "at_s": 60,               hang) from at_s for for_s seconds
+                          "at_s": 60,               hang, frozen, brownout) from at_s
+                                                    for for_s seconds
                           "for_s": 30}]}            (0: to the end) ([])
     }
 

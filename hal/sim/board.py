@@ -22,7 +22,69 @@ MODELS = {
     "sds011": ("hal.sim.sds011", "SimSDS011", None),
 }
 
-FAULT_KINDS = ("absent", "eio", "stuck_busy", "corrupt", "hang")
+FAULT_KINDS = ("absent", "eio", "stuck_busy", "corrupt", "hang", "frozen", "brownout")
+# frozen:   the chip keeps converting one and the same air: every reading repeats exactly
+#           (a sensor "stuck" at a value, which real sensors in a street never are).
+# brownout: the board resets when the fault switches on (the supply dips): SimPlatform
+#           raises SystemExit(EXIT_REBOOT), so a node process ends as a board that reset;
+#           since each boot starts the fault schedule again, at_s > 0 makes a boot loop.
+
+EXIT_REBOOT = 3  # firmware/node.py: the exit code of a board reset on the unix port
+
+# A street's air is never still: turbulence and sensor noise make every reading of a
+# real sensor differ a little from the one before. Amplitudes (uniform +-) per quantity,
+# absolute or relative (True: a fraction of the value); a new draw every _JITTER_MS.
+_JITTER = (
+    ("temperature", 0.08, False), ("humidity", 0.3, False), ("pressure", 0.1, False),
+    ("pm1_0", 0.04, True), ("pm2_5", 0.04, True), ("pm10", 0.04, True),
+    ("co2", 4.0, False), ("illuminance", 0.015, True),
+)  # fmt: skip
+_JITTER_MS = 100
+
+
+class JitteryAir:
+    """A StreetEnvironment as real sensors see it: the street's value plus deterministic
+    noise (seeded, the same on CPython and MicroPython) that changes every 100 ms."""
+
+    def __init__(self, env, seed=0):
+        self.env = env
+        self.seed = (seed * 2654435761 + 12345) & 0xFFFFFFFF
+
+    def set(self, **values):
+        self.env.set(**values)
+
+    def noise(self, index, t_ms):
+        """A number in [-1, 1) from (seed, quantity index, time bucket)."""
+        h = (self.seed ^ ((t_ms // _JITTER_MS) * 40503 + index * 9973)) & 0xFFFFFFFF
+        for _ in range(2):  # xorshift32 rounds
+            h ^= (h << 13) & 0xFFFFFFFF
+            h ^= h >> 17
+            h ^= (h << 5) & 0xFFFFFFFF
+        return (h & 0xFFFFFF) / 8388608.0 - 1.0
+
+    def sample(self, quantity, t_ms):
+        v = self.env.sample(quantity, t_ms)
+        for i in range(len(_JITTER)):
+            name, amp, relative = _JITTER[i]
+            if name == quantity:
+                return v + (v * amp if relative else amp) * self.noise(i, t_ms)
+        return v
+
+
+class FrozenAir:
+    """What a frozen chip converts: the air of the first moment it is asked, for ever."""
+
+    def __init__(self, env):
+        self.env = env
+        self.t_ms = None
+
+    def set(self, **values):
+        self.env.set(**values)
+
+    def sample(self, quantity, t_ms):
+        if self.t_ms is None:
+            self.t_ms = t_ms
+        return self.env.sample(quantity, self.t_ms)
 
 
 def _model_class(driver):
@@ -41,6 +103,11 @@ class SimPlatform:
     def __init__(self, sensors, env=None, faults=(), clk=None):
         self.clock = clk if clk is not None else clock.current()
         self.env = env if env is not None else StreetEnvironment()
+        # The chips of a simulated street see it with real sensors' jitter; a constant
+        # Environment (the lab of the unit tests) stays exact.
+        self.air = self.env
+        if isinstance(self.env, StreetEnvironment):
+            self.air = JitteryAir(self.env, int(self.env.offset * 1000) + 500)
         self.buses = {}
         self.pins = {}
         self.chips = {}
@@ -60,7 +127,7 @@ class SimPlatform:
         if driver not in MODELS:
             raise ValueError("no simulated chip for driver %r" % (driver,))
         cls, default_address = _model_class(driver)
-        chip = cls(env=self.env, clock=self.clock)
+        chip = cls(env=self.air, clock=self.clock)
         bus_name = spec["bus"]
         if bus_name.startswith("uart"):
             if bus_name in self.buses:
@@ -140,3 +207,15 @@ class SimPlatform:
                 chip.hang()
             elif not on and hasattr(chip, "power_cycle"):
                 chip.power_cycle()
+        elif kind == "frozen":
+            if on:
+                chip.env = FrozenAir(chip.env)
+                if hasattr(chip, "noise"):
+                    chip.noise = False  # the PM models' own jitter freezes too
+            else:
+                if isinstance(chip.env, FrozenAir):
+                    chip.env = chip.env.env
+                if hasattr(chip, "noise"):
+                    chip.noise = True
+        elif kind == "brownout" and on:
+            raise SystemExit(EXIT_REBOOT)

@@ -117,13 +117,16 @@ class NodeProcess:
 
 
 class LiveView:
-    """Subscribes to the fleet's topics and keeps what each node said last."""
+    """Subscribes to the fleet's topics and feeds them to the field crew's fleet model
+    (fleetwatch): the same table and alerts as `streetnode monitor`."""
 
     def __init__(self, host, port, prefix="streetnode"):
         import paho.mqtt.client as mqtt
 
+        from .fleetwatch import Fleet
+
         self.prefix = prefix
-        self.nodes = {}
+        self.fleet = Fleet(prefix)
         self.lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="streetnode-sim-view-%d" % os.getpid())
         self.client.on_message = self._on_message
@@ -131,72 +134,38 @@ class LiveView:
         self.client.connect_async(host, port, keepalive=30)
         self.client.loop_start()
 
-    def _entry(self, node):
-        return self.nodes.setdefault(node, {"status": "?", "seqs": set(), "last": None, "health": None, "dups": 0})
-
     def _on_message(self, client, userdata, msg):
-        parts = msg.topic.split("/")
-        if len(parts) < 3 or parts[0] != self.prefix:
-            return
-        node, kind = parts[1], "/".join(parts[2:])
-        try:
-            payload = json.loads(msg.payload)
-        except ValueError:
-            return
         with self.lock:
-            e = self._entry(node)
-            if kind == "status":
-                e["status"] = payload.get("state", "?")
-            elif kind == "data":
-                seq = payload.get("seq")
-                if seq in e["seqs"]:
-                    e["dups"] += 1
-                e["seqs"].add(seq)
-                if e["last"] is None or seq >= e["last"].get("seq", 0):
-                    e["last"] = payload
-            elif kind == "health":
-                e["health"] = payload
+            self.fleet.feed(msg.topic, msg.payload, time.time())
+
+    def events(self):
+        """Alerts raised or cleared since the last call, as lines."""
+        with self.lock:
+            return [ev.text() for ev in self.fleet.tick(time.time())]
 
     def table(self):
-        rows = ["%-8s %-7s %6s %5s %4s %8s %8s %8s %7s %6s %5s" % (
-            "node", "status", "seq", "gaps", "box", "temp°C", "hum%RH", "hPa", "pm2.5", "co2", "errs")]  # fmt: skip
+        from .monitor import table
+
         with self.lock:
-            for node in sorted(self.nodes, key=lambda n: (len(n), n)):
-                e = self.nodes[node]
-                last = e["last"] or {}
-                seqs = e["seqs"]
-                gaps = (max(seqs) - min(seqs) + 1 - len(seqs)) if seqs else 0
-                s = last.get("sensors", {})
-                air, pm, co2 = s.get("air", {}), s.get("pm", {}), s.get("co2", {})
-                h = e["health"] or {}
-                errs = sum((h.get("errors") or {}).values())
-                rows.append("%-8s %-7s %6s %5d %4s %8s %8s %8s %7s %6s %5s" % (
-                    node, e["status"], last.get("seq", "-"), gaps, h.get("outbox", "-"),
-                    _fmt(air.get("temperature")), _fmt(air.get("humidity")), _fmt(air.get("pressure")),
-                    _fmt(pm.get("pm2_5")), _fmt(co2.get("co2"), 0), errs))  # fmt: skip
-        return "\n".join(rows)
+            return "\n".join(table(self.fleet, time.time())[1:])
 
     def summary(self):
         with self.lock:
             out = {}
-            for node, e in self.nodes.items():
-                seqs = e["seqs"]
+            for node, n in self.fleet.nodes.items():
+                seqs = n.all_seqs()
                 out[node] = {
                     "received": len(seqs),
                     "first": min(seqs) if seqs else None,
                     "last": max(seqs) if seqs else None,
-                    "missing": (max(seqs) - min(seqs) + 1 - len(seqs)) if seqs else 0,
-                    "duplicates": e["dups"],
+                    "missing": len(n.missing()),
+                    "duplicates": n.duplicates,
                 }
             return out
 
     def close(self):
         self.client.loop_stop()
         self.client.disconnect()
-
-
-def _fmt(v, digits=2):
-    return "-" if v is None else ("%.*f" % (digits, v))
 
 
 def _parse_broker(text):
@@ -262,6 +231,8 @@ def run(args, out=sys.stdout):
                 event = n.check(args.interval)
                 if event:
                     print(time.strftime("%H:%M:%S ") + event, file=out, flush=True)
+            for line in view.events():
+                print(time.strftime("%H:%M:%S ") + line, file=out, flush=True)
             if now >= next_table:
                 print(time.strftime("\n%H:%M:%S fleet\n") + view.table(), file=out, flush=True)
                 next_table = now + max(args.interval, 2.0)
