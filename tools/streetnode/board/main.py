@@ -1,0 +1,31 @@
+# streetnode main (board root): run the node from the active slot that boot.py chose.
+# A maintenance boot (marker file "maint", removed as it is read, and honoured only after a
+# software reset, so a pulled cable never leaves the board idle) stays at the REPL without
+# starting the node, so no watchdog runs while `streetnode deploy` copies files.
+import os
+
+
+def _maintenance():
+    try:
+        os.remove("maint")
+    except OSError:
+        return False
+    # Only a reset by software (deploy's machine.reset()) is a maintenance boot: after a
+    # power-on (a cable pulled between the marker and the reset) the node starts as usual.
+    try:
+        import machine
+
+        return machine.reset_cause() != machine.PWRON_RESET
+    except (ImportError, AttributeError):
+        return True
+
+
+if _maintenance():
+    print("streetnode: maintenance boot, node not started")
+else:
+    try:
+        import node_main  # in the active slot; runs the node and does not return on a board
+    except ImportError as e:
+        if "node_main" not in str(e):
+            raise
+        print("streetnode: no firmware installed; deploy one with `streetnode deploy`")

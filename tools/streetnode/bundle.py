@@ -1,0 +1,273 @@
+"""`streetnode bundle`: everything a board needs, compiled for its chip, with a manifest.
+
+    streetnode bundle --target esp32 [--out DIR] [--json]
+
+A bundle is a directory:
+
+    boot.py, main.py        the board's loaders (copied to the board's root)
+    app/                    one firmware slot (copied to a/ or b/ on the board):
+      node_main.mpy         the node's entry point
+      board.json            the board description: target, boards, chip, bus pins
+      firmware/ drivers/ hal/   the device code as .mpy (mpy-cross, -march for the chip)
+      lib/                  pinned device packages (umqtt.simple) and our bridges, as .mpy
+    manifest.json           every file above with its size and sha256, the firmware
+                            version and the target (deploy copies it into the slot last)
+
+The same sources give a byte-identical bundle: files are compiled one by one in sorted
+order with a fixed embedded source name, nothing records a time or a host path, and the
+manifest is written with sorted keys.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import build, deps
+from .paths import REPO
+
+BOARD_DIR = Path(__file__).resolve().parent / "board"
+MANIFEST = "manifest.json"
+APP = "app"  # the slot's directory inside a bundle
+FORMAT = 1
+
+# target -> what it is compiled for and which boards (config "board") run it.
+TARGETS = {
+    "esp32": {"march": "xtensawin", "boards": ("esp32-devkitc",), "block": 4096},
+    "rp2": {"march": "armv6m", "boards": ("pico-w",), "block": 4096},
+    "unix": {"march": None, "boards": ("unix-sim",), "block": 4096},
+}
+PARTS = ("firmware", "drivers", "hal", "deps", "board")
+
+# Host-only modules: the paho backend and the Blinka adapter run on CPython (the Pi
+# gateway); the simulator and its demo only on the unix port.
+# firmware/compat/ is the source of lib/ (deps copies its bridges there).
+_NEVER = ("firmware/mqtt_paho.py", "hal/blinka.py", "firmware/compat/")
+_UNIX_ONLY = ("hal/sim/", "firmware/main_unix.py")
+
+
+class BundleError(RuntimeError):
+    pass
+
+
+def firmware_version():
+    # firmware/version.py is device code; read it without importing the package's state.
+    ns = {}
+    exec((REPO / "firmware" / "version.py").read_text(), ns)
+    return ns["FW_VERSION"]
+
+
+def included(rel, target):
+    if rel.startswith(_NEVER):
+        return False
+    if target != "unix" and rel.startswith(_UNIX_ONLY):
+        return False
+    return True
+
+
+def part_of(path):
+    """The size report's part of a bundle path ('app/firmware/node.mpy' -> 'firmware')."""
+    parts = path.split("/")
+    if parts[0] == APP and len(parts) > 2:
+        return {"firmware": "firmware", "drivers": "drivers", "hal": "hal", "lib": "deps"}.get(parts[1], "board")
+    return "board"
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _compile(src, rel, out, march):
+    cmd = build.mpy_cross() + (["-march=" + march] if march else []) + ["-s", rel, "-o", str(out), str(src)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BundleError("mpy-cross failed on %s: %s" % (rel, (proc.stderr or proc.stdout).strip()))
+
+
+def device_code():
+    """Make firmware/, drivers/ and hal/ importable on the host (they run on CPython too)."""
+    try:
+        import firmware.config  # noqa: F401
+        import hal.boards  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, str(REPO))
+
+
+def _board_description(target):
+    device_code()
+    from hal import boards
+
+    spec = TARGETS[target]
+    return {
+        "target": target,
+        "march": spec["march"],
+        "boards": {name: boards.BOARDS[name] for name in spec["boards"]},
+        "layout": {"slots": ["a", "b"], "pointer": "slot", "data": "data", "maintenance_marker": "maint"},
+        "mpy": "6.3",
+        "micropython": "1.29",
+    }
+
+
+def _json_bytes(obj):
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+
+
+def make(target, out=None, lib=None):
+    """Build the bundle for `target` into `out` (default build/bundle/<target>); returns
+    (path, manifest). The old content of `out` is replaced as a whole."""
+    if target not in TARGETS:
+        raise BundleError("unknown target %r (known: %s)" % (target, ", ".join(sorted(TARGETS))))
+    spec = TARGETS[target]
+    out = Path(out) if out else REPO / "build" / "bundle" / target
+    lib = Path(lib) if lib else deps.device_lib()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".bundle-", dir=str(out.parent)))
+    try:
+        app = stage / APP
+        for rel, src in build.sources(lib):
+            if not included(rel, target):
+                continue
+            under_lib = not rel.startswith(build.PACKAGES)
+            dest_rel = ("lib/" if under_lib else "") + rel[:-3] + ".mpy"
+            dest = app / dest_rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _compile(src, rel, dest, spec["march"])
+        _compile(BOARD_DIR / "node_main.py", "node_main.py", app / "node_main.mpy", spec["march"])
+        for name in ("boot.py", "main.py"):  # stay source: the board runs these by name
+            shutil.copyfile(BOARD_DIR / name, stage / name)
+        (app / "board.json").write_bytes(_json_bytes(_board_description(target)))
+        files = []
+        for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+            rel = path.relative_to(stage).as_posix()
+            data = path.read_bytes()
+            files.append({"path": rel, "size": len(data), "sha256": sha256(data), "part": part_of(rel)})
+        manifest = {
+            "format": FORMAT,
+            "name": "streetnode",
+            "version": firmware_version(),
+            "target": target,
+            "march": spec["march"],
+            "boards": list(spec["boards"]),
+            "deps": [repr(p) for p in deps.PACKAGES],
+            "files": files,
+        }
+        (stage / MANIFEST).write_bytes(_json_bytes(manifest))
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=".old-", dir=str(out.parent)))
+            os.rename(out, old / "b")
+            os.rename(stage, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(stage, out)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+    return out, manifest
+
+
+def load(path):
+    """The manifest of the bundle at `path`, after checking that every file it lists is
+    there with its size and sha256 (BundleError naming the first that is not)."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise BundleError("%s is not a bundle: no %s (make one with `streetnode bundle`)" % (path, MANIFEST))
+    except (OSError, ValueError) as e:
+        raise BundleError("%s/%s cannot be read: %s" % (path, MANIFEST, e))
+    if manifest.get("format") != FORMAT or manifest.get("target") not in TARGETS:
+        raise BundleError("%s/%s: not a streetnode bundle manifest of format %d" % (path, MANIFEST, FORMAT))
+    for f in manifest["files"]:
+        p = path / f["path"]
+        if not p.is_file():
+            raise BundleError("bundle %s is incomplete: %s is missing" % (path, f["path"]))
+        data = p.read_bytes()
+        if len(data) != f["size"] or sha256(data) != f["sha256"]:
+            raise BundleError("bundle %s is damaged: %s differs from its manifest" % (path, f["path"]))
+    return manifest
+
+
+def sizes(manifest):
+    """{part: {"files", "bytes", "flash"}} plus "total"; flash counts whole file-system
+    blocks (littlefs allocates a file in blocks), which is what the board really spends."""
+    block = TARGETS[manifest["target"]]["block"]
+    report = {p: {"files": 0, "bytes": 0, "flash": 0} for p in PARTS + ("total",)}
+    root = 0
+    for f in manifest["files"]:
+        blocks = max(1, -(-f["size"] // block)) * block
+        for key in (f["part"], "total"):
+            report[key]["files"] += 1
+            report[key]["bytes"] += f["size"]
+            report[key]["flash"] += blocks
+        root += 0 if f["path"].startswith(APP + "/") else blocks
+    # On the board: the app (and its copy of the manifest) once per slot, boot.py and main.py once.
+    manifest_flash = max(1, -(-len(_json_bytes(manifest)) // block)) * block
+    report["two_slots"] = 2 * (report["total"]["flash"] - root + manifest_flash) + root
+    return report
+
+
+def _kib(n):
+    return "%.1f KiB" % (n / 1024.0)
+
+
+def size_report(manifest):
+    rep = sizes(manifest)
+    lines = [
+        "streetnode %s for %s (%s): size report" % (manifest["version"], manifest["target"], ", ".join(manifest["boards"])),
+        "  %-9s %6s %11s %11s" % ("part", "files", "bytes", "flash"),
+    ]
+    for p in PARTS + ("total",):
+        r = rep[p]
+        lines.append("  %-9s %6d %11s %11s" % (p, r["files"], _kib(r["bytes"]), _kib(r["flash"])))
+    lines.append(
+        "  flash for two slots (A/B deploys): %s (file-system blocks of %d bytes)"
+        % (_kib(rep["two_slots"]), TARGETS[manifest["target"]]["block"])
+    )
+    return "\n".join(lines)
+
+
+def _run(args):
+    out, manifest = make(args.target, args.out)
+    if args.json:
+        print(json.dumps({"bundle": str(out), "version": manifest["version"], "target": manifest["target"],
+                          "sizes": sizes(manifest)}, indent=1, sort_keys=True))
+    else:
+        print(size_report(manifest))
+        print("bundle: %s (%d files, manifest.json)" % (out, len(manifest["files"])))
+    return 0
+
+
+def register(sub):
+    b = sub.add_parser(
+        "bundle",
+        help="compile the firmware for a board into a bundle with a manifest and a size report",
+        description="Compiles firmware/, drivers/ and hal/ with mpy-cross for the target's chip "
+        "(xtensawin for esp32, armv6m for rp2; the simulator only in the unix target), adds the "
+        "pinned device packages (umqtt.simple, checked by sha256), the board's boot.py/main.py and "
+        "a board description, and writes manifest.json: every file with its size and sha256, "
+        "the firmware version and the target. The same sources give a byte-identical bundle. "
+        "Prints the flash each part needs.",
+        epilog="examples:\n"
+        "  streetnode bundle --target esp32\n"
+        "  streetnode bundle --target rp2 --out /tmp/pico-bundle\n"
+        "  streetnode bundle --target unix --json\n\n"
+        "exit codes: 0 bundle written, 1 failed (mpy-cross, a dependency that does not match\n"
+        "its pinned sha256), 2 usage error",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("--target", required=True, choices=sorted(TARGETS), help="the chip family to compile for")
+    b.add_argument("--out", metavar="DIR", help="where to write the bundle (default build/bundle/TARGET); replaced as a whole")
+    b.add_argument("--json", action="store_true", help="print the size report as JSON")
+    b.set_defaults(func=_run)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(prog="streetnode")
+    register(p.add_subparsers(dest="command"))
+    a = p.parse_args(["bundle"] + sys.argv[1:])
+    sys.exit(a.func(a))
