@@ -4,7 +4,7 @@
 import argparse
 import sys
 
-from . import __version__
+from . import __version__, bundle, check, deploy, flash, gateway, monitor, provision, report
 
 
 def _demo(args):
@@ -99,6 +99,11 @@ def build_parser():
     bs.add_argument("--readings", type=int, default=50, help="readings per driver (default 50)")
     bs.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     bs.set_defaults(func=_bench_sensors)
+
+    # The technician's commands in the order of the job, then the field crew's: each
+    # module defines its subcommand (options, --help examples, exit codes) in register().
+    for module in (provision, bundle, flash, deploy, gateway, check, monitor, report):
+        module.register(sub)
     return p
 
 
