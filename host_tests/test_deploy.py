@@ -173,6 +173,27 @@ def test_blank_board_deploy_publishes_then_second_deploy_copies_nothing(mosquitt
         col.close()
 
 
+def test_a_node_that_cannot_start_reboots_instead_of_sitting_at_the_repl(mosquitto, tmp_path, v1):
+    """board/main.py: a boot failure (here: no config at all, not even the last good one)
+    is printed and the board resets after a pause, so a lamp-post node retries by itself
+    and its rising boot count shows the loop."""
+    config = _config(tmp_path, mosquitto)
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash) as board:
+        proc = _deploy(board, config, v1, "--no-reset")
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        board.power_cut()
+        for name in ("config.json", "config.good.json"):
+            if (flash / "data" / name).exists():
+                (flash / "data" / name).unlink()
+        board.power_on()
+        board.wait_console("ConfigError: config.json: missing")
+        board.wait_console("node failed to start; rebooting in 10 s")
+        mark = len(board.console())
+        board.wait_console("node failed to start", timeout=20, start=mark)  # booted again, failed again
+        assert board.boots[-1] == ("run", SOFT_RESET)
+
+
 # Exact moments to pull the cable (the board dies before it receives these bytes).
 CUTS = {
     "maintenance": b"machine.reset()",  # marker for a maintenance boot written, reset not sent

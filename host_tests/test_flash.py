@@ -2,7 +2,6 @@
 fake BOOTSEL drive, esptool failing cleanly on a missing and on a silent port, and the
 esptool calls (erase, then write at the chip's offset) against a fake chip."""
 
-import argparse
 import os
 import pty
 import struct
@@ -11,7 +10,7 @@ import sys
 
 import pytest
 
-from streetnode import flash
+from streetnode import cli, flash
 
 # -- builders -----------------------------------------------------------------------------------
 
@@ -54,10 +53,7 @@ def boot_drive(path, board_id="RPI-RP2"):
 
 
 def run(argv, capsys):
-    parser = argparse.ArgumentParser(prog="streetnode")
-    flash.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["flash"] + argv)
-    code = args.func(args)
+    code = cli.main(["flash"] + argv)
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from host_tests.fleet import Collector, missing, node_config
-from streetnode import gateway, provision
+from streetnode import cli, gateway, provision
 
 PYTHON = sys.executable
 
@@ -34,10 +34,7 @@ def parse_unit(text):
 
 
 def run(argv, capsys):
-    parser = argparse.ArgumentParser(prog="streetnode")
-    gateway.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["gateway"] + argv)
-    code = args.func(args)
+    code = cli.main(["gateway"] + argv)
     out = capsys.readouterr()
     return code, out.out, out.err
 

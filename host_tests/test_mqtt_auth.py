@@ -2,7 +2,6 @@
 password_file). The node with its password publishes; a wrong password is refused and the
 node keeps backing off without harm. On CPython (paho) and on MicroPython (umqtt)."""
 
-import json
 import time
 
 import pytest

@@ -18,7 +18,6 @@ import math
 from . import mpy
 from .bench import _harness as _load_harness
 from .bench import _version, render
-from .paths import REPO
 
 SCRIPT = "bench/sensors_micropython.py"
 HEAP = "4m"  # MicroPython heap: room for the garbage while the collector is off

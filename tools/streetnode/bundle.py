@@ -24,12 +24,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from . import build, deps
 from .paths import REPO
+from .techutil import device_code
 
 BOARD_DIR = Path(__file__).resolve().parent / "board"
 MANIFEST = "manifest.json"
@@ -87,15 +87,6 @@ def _compile(src, rel, out, march):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BundleError("mpy-cross failed on %s: %s" % (rel, (proc.stderr or proc.stdout).strip()))
-
-
-def device_code():
-    """Make firmware/, drivers/ and hal/ importable on the host (they run on CPython too)."""
-    try:
-        import firmware.config  # noqa: F401
-        import hal.boards  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, str(REPO))
 
 
 def _board_description(target):
@@ -265,9 +256,3 @@ def register(sub):
     b.add_argument("--json", action="store_true", help="print the size report as JSON")
     b.set_defaults(func=_run)
 
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(prog="streetnode")
-    register(p.add_subparsers(dest="command"))
-    a = p.parse_args(["bundle"] + sys.argv[1:])
-    sys.exit(a.func(a))

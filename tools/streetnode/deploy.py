@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from . import bundle as bundlemod
+from .techutil import device_code
 
 # Exit codes (also in --help).
 EXIT_OK = 0
@@ -372,7 +373,7 @@ class Progress:
 def read_config(path):
     """(bytes, validated config, extra data files) of a config file, checked on the host
     with the firmware's own validator; DeployError(EXIT_INPUT) naming the problem."""
-    bundlemod.device_code()
+    device_code()
     from firmware import config as cfgmod
 
     path = Path(path)
@@ -684,9 +685,3 @@ def register(sub):
     d.add_argument("--no-reset", action="store_true", help="leave the board at its REPL; the new version runs at the next reset")
     d.set_defaults(func=_run)
 
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(prog="streetnode")
-    register(p.add_subparsers(dest="command"))
-    a = p.parse_args(["deploy"] + sys.argv[1:])
-    sys.exit(a.func(a))

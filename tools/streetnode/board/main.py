@@ -29,3 +29,17 @@ else:
         if "node_main" not in str(e):
             raise
         print("streetnode: no firmware installed; deploy one with `streetnode deploy`")
+    except Exception as e:  # noqa: BLE001
+        # A node that cannot start (its loop never lets an exception out, so this is boot)
+        # must not sit at the REPL on a lamp post: reboot after a pause, and the boot count
+        # in its status shows the loop (`streetnode monitor` alerts on it). Ctrl-C during
+        # the pause gives the REPL, as deploy needs.
+        import sys
+        import time
+
+        sys.print_exception(e)
+        print("streetnode: node failed to start; rebooting in 10 s")
+        time.sleep(10)
+        import machine
+
+        machine.reset()
