@@ -112,7 +112,9 @@ class Collector:
     def _on_connect(self, client, userdata, flags, rc, props=None):
         if rc != 0:  # refused: paho tries again; not connected yet
             return
-        client.subscribe(self.prefix + "/#", qos=1)
+        # What nodes publish, not their cmd topics: a test's own command flood echoed back
+        # would fill this client's queue at the broker, which then drops messages to it.
+        client.subscribe([(self.prefix + "/+/" + kind, 1) for kind in ("status", "data", "health", "cmd/result")])
         self.connected.set()
 
     def _on_message(self, client, userdata, msg):
