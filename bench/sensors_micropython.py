@@ -146,28 +146,18 @@ def ours(readings, heap_readings):
             lambda v: (v["temperature"], v["humidity"]),
         )
     )
-    rows.append(
-        measure(
-            "BH1750",
-            "streetnode drivers.bh1750 (continuous)",
-            lambda i2c: BH1750(i2c, ADDRESS["BH1750"], mode="continuous", resolution="high2"),
-            lambda s: s.read(),
-            readings,
-            heap_readings,
-            lambda v: (v["illuminance"],),
+    for mode in ("continuous", "one_time"):
+        rows.append(
+            measure(
+                "BH1750",
+                "streetnode drivers.bh1750 (%s)" % mode,
+                lambda i2c, mode=mode: BH1750(i2c, ADDRESS["BH1750"], mode=mode, resolution="high2"),
+                lambda s: s.read(),
+                readings,
+                heap_readings,
+                lambda v: (v["illuminance"],),
+            )
         )
-    )
-    rows.append(
-        measure(
-            "BH1750",
-            "streetnode drivers.bh1750 (one_time)",
-            lambda i2c: BH1750(i2c, ADDRESS["BH1750"], mode="one_time", resolution="high2"),
-            lambda s: s.read(),
-            readings,
-            heap_readings,
-            lambda v: (v["illuminance"],),
-        )
-    )
     rows.append(
         measure(
             "SCD4x",

@@ -21,7 +21,6 @@ and TransportError exceptions that become one-line messages. It is the same code
 
 import argparse
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -30,6 +29,8 @@ import time
 from pathlib import Path
 
 from . import bundle as bundlemod
+from .bundle import sha256
+from .capture import parse_broker
 from .techutil import device_code
 
 # Exit codes (also in --help).
@@ -263,10 +264,6 @@ class Board:
 # -- planning -----------------------------------------------------------------------------------
 
 
-def _sha(data):
-    return hashlib.sha256(data).hexdigest()
-
-
 class Plan:
     """What to do on the board: from a survey, a bundle's manifest and the data files."""
 
@@ -282,7 +279,7 @@ class Plan:
             if p.startswith(bundlemod.APP + "/"):
                 want[self.target + p[len(bundlemod.APP):]] = (f["sha256"], p)
         man_bytes = (Path(bundle_dir) / bundlemod.MANIFEST).read_bytes()
-        want[self.target + "/" + bundlemod.MANIFEST] = (_sha(man_bytes), bundlemod.MANIFEST)
+        want[self.target + "/" + bundlemod.MANIFEST] = (sha256(man_bytes), bundlemod.MANIFEST)
         self.manifest_path = self.target + "/" + bundlemod.MANIFEST
         self.want = want
         # Is the active slot exactly this bundle already?
@@ -306,10 +303,10 @@ class Plan:
         else:
             self.remove = []
         # The loaders at the root, and the node's data files.
-        self.loaders = [n for n in ("boot.py", "main.py") if have.get(n) != _sha((Path(bundle_dir) / n).read_bytes())]
-        self.data = [(name, data) for name, data in data_files if have.get(DATA + "/" + name) != _sha(data)]
-        main_sha = _sha((Path(bundle_dir) / "main.py").read_bytes())
-        self.our_loader_runs = have.get("main.py") == main_sha and self.active is not None
+        loader_sha = {n: sha256((Path(bundle_dir) / n).read_bytes()) for n in ("boot.py", "main.py")}
+        self.loaders = [n for n in ("boot.py", "main.py") if have.get(n) != loader_sha[n]]
+        self.data = [(name, data) for name, data in data_files if have.get(DATA + "/" + name) != sha256(data)]
+        self.our_loader_runs = have.get("main.py") == loader_sha["main.py"] and self.active is not None
 
     def bytes_needed(self, sizes, block=4096):
         """Flash the deploy takes beyond what it frees in the slot it rewrites (whole blocks
@@ -525,10 +522,10 @@ def _install(board, path, data):
     """Write `path` atomically: a temp name, its sha256 checked on the board, a rename."""
     tmp = path + ".tmp"
     board.write_file(tmp, data)
-    got = board.hashes([tmp])[tmp]
-    if got != _sha(data):
+    got, want = board.hashes([tmp])[tmp], sha256(data)
+    if got != want:
         board.exec("_rm(%r)" % tmp)
-        raise DeployError("verification failed for %s: the board holds sha256 %s, expected %s" % (path, got, _sha(data)), EXIT_VERIFY)
+        raise DeployError("verification failed for %s: the board holds sha256 %s, expected %s" % (path, got, want), EXIT_VERIFY)
     board.exec("_replace(%r, %r)" % (tmp, path))
 
 
@@ -546,10 +543,10 @@ class OnlineWatcher:
 
         m = cfg["mqtt"]
         if broker:
-            host, _, port = broker.rpartition(":")
-            if not host or not port.isdigit():
-                raise DeployError("--broker %r is not HOST:PORT" % broker, EXIT_INPUT)
-            port = int(port)
+            try:
+                host, port = parse_broker(broker)
+            except ValueError as e:
+                raise DeployError(str(e), EXIT_INPUT)
         else:
             host, port = m["host"], m.get("port") or (8883 if m.get("tls") else 1883)
         self.where = "%s:%d" % (host, port)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from . import deps, mpy
+from .capture import parse_broker
 from .paths import REPO
 
 EXIT_REBOOT = 3  # firmware/node.py
@@ -168,13 +169,6 @@ class LiveView:
         self.client.disconnect()
 
 
-def _parse_broker(text):
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError("--broker must be HOST:PORT, not %r" % text)
-    return host, int(port)
-
-
 def run(args, out=sys.stdout):
     from .broker import Broker
 
@@ -187,7 +181,7 @@ def run(args, out=sys.stdout):
     lib = compile_tree(lib=deps.device_lib())  # firmware, drivers, hal and umqtt as .mpy
     broker = None
     if args.broker:
-        host, port = _parse_broker(args.broker)
+        host, port = parse_broker(args.broker)
     else:
         broker = Broker()
         broker.start()
