@@ -2,8 +2,8 @@
 
 import pytest
 
-from streetnode import broker as _broker
-from streetnode import deps as _deps
+from streetnode.common import broker as _broker
+from streetnode.common import deps as _deps
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +34,6 @@ def amqtt_broker():
 @pytest.fixture(scope="session")
 def mpy_tree(device_lib):
     """build/mpy: the device code and the device lib compiled with mpy-cross (once)."""
-    from streetnode import build as _build
+    from streetnode.common import build as _build
 
     return _build.compile_tree(lib=device_lib)

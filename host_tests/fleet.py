@@ -32,7 +32,7 @@ def node_config(node_id, broker, interval_s=0.2, sensors=None, **extra):
 
 class NodeRunner:
     """One node: `micropython -m firmware.main_unix DIR CAUSE` with DIR as its flash, run
-    from the compiled tree (streetnode.build: firmware, drivers, hal and umqtt as .mpy)."""
+    from the compiled tree (streetnode.common.build: firmware, drivers, hal and umqtt as .mpy)."""
 
     def __init__(self, directory, mpy_tree, heap="512k"):
         self.dir = Path(directory)

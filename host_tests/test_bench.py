@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from host_tests import micropython
-from streetnode import bench
+from streetnode.bench import bme280 as bench
+from streetnode.bench.harness import device_script
 
 TITLES = [title for title, _ in bench._COLUMNS]
 OURS = "streetnode drivers.bme280"
@@ -64,7 +65,7 @@ def test_peers_numbers_on_the_same_chip(result):
 
 def test_every_driver_reads_the_simulated_air(result):
     rows, _ = result
-    truth = bench._harness().ENV
+    truth = device_script(bench.SCRIPT).ENV
     for r in rows:
         t, h, p = r["values"]
         assert abs(t - truth["temperature"]) <= 0.011, r

@@ -1,8 +1,8 @@
 """The heap benchmark of a whole node (tools/streetnode/bench_heap.py) works and its
 figures hold together: a short run on the real interpreter against the real broker.
-The figures of record come from `python -m streetnode.bench_heap` (README)."""
+The figures of record come from `python -m streetnode.bench.heap` (README)."""
 
-from streetnode import bench_heap
+from streetnode.bench import heap as bench_heap
 
 
 def test_size_bytes():

@@ -1,4 +1,4 @@
-"""streetnode.bench_sensors: the table's structure and the numbers that are not timings
+"""streetnode.bench.sensors: the table's structure and the numbers that are not timings
 (transactions per reading and to set up, simulated waits, the values read). Timings and
 heap are measured, never asserted."""
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from streetnode import bench_sensors
+from streetnode.bench import sensors as bench_sensors
 
 TITLES = [title for title, _ in bench_sensors._COLUMNS]
 READINGS = 3

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from streetnode.broker import Broker, find_mosquitto
+from streetnode.common.broker import Broker, find_mosquitto
 
 
 def _accepts(b):
@@ -79,7 +79,7 @@ def test_a_broker_that_cannot_start_says_why(tmp_path):
 def test_the_broker_dies_with_a_killed_parent():
     code = (
         "import sys, time\n"
-        "from streetnode.broker import Broker\n"
+        "from streetnode.common.broker import Broker\n"
         "b = Broker().start()\n"
         "print(b.proc.pid, flush=True)\n"
         "time.sleep(60)\n"

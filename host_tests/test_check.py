@@ -8,7 +8,8 @@ import json
 import pytest
 
 from host_tests.fieldfleet import Fleet
-from streetnode import check, cli
+from streetnode.field import check
+from streetnode import cli
 
 
 @pytest.fixture
@@ -264,7 +265,7 @@ def test_waits_for_sensors_that_are_starting_up():
 
 
 def test_credentials_from_a_password_file(tmp_path, capsys):
-    from streetnode import broker as _broker
+    from streetnode.common import broker as _broker
 
     if not _broker.find_mosquitto():
         pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")

@@ -15,7 +15,8 @@ import pytest
 
 from host_tests.fleet import Collector, missing, node_config
 from host_tests.virtual_board import PWRON_RESET, SOFT_RESET, VirtualBoard
-from streetnode import build, bundle
+from streetnode.common import build
+from streetnode.technician import bundle
 
 STREETNODE = [sys.executable, "-m", "streetnode.cli"]
 MPREMOTE = str(Path(sys.executable).with_name("mpremote"))
@@ -316,7 +317,7 @@ def test_bad_inputs_are_one_line_errors_with_their_exit_codes(tmp_path, v1, devi
 
 
 def test_wait_online_times_out_with_a_clear_message(mosquitto, tmp_path, v1):
-    from streetnode.broker import free_port
+    from streetnode.common.broker import free_port
 
     config = tmp_path / "lamp.json"  # the node's broker is somewhere nobody listens
     cfg = node_config("vb-1", mosquitto, interval_s=0.2)
@@ -334,7 +335,7 @@ def _survey(slot, files, free=10**6, sizes=None):
 
 
 def test_plan_copies_only_what_changed_and_checks_flash(v1, v2):
-    from streetnode import deploy
+    from streetnode.technician import deploy
 
     m1, m2 = bundle.load(v1), bundle.load(v2)
     running = {"a/" + f["path"][4:]: f["sha256"] for f in _app_files(v1)}
@@ -361,7 +362,7 @@ def test_plan_copies_only_what_changed_and_checks_flash(v1, v2):
 def test_progress_bar_on_a_terminal_and_lines_otherwise():
     import io
 
-    from streetnode.deploy import Progress
+    from streetnode.technician.deploy import Progress
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -383,7 +384,7 @@ def test_progress_bar_on_a_terminal_and_lines_otherwise():
 def test_ca_file_installed_and_wait_online_uses_the_nodes_credentials(tmp_path, v1):
     """A provisioned node: its own MQTT user (the broker lets only it in) and, next to the
     config, the CA file the config names, installed into data/ like the config."""
-    from streetnode.broker import Broker, find_mosquitto
+    from streetnode.common.broker import Broker, find_mosquitto
 
     if not find_mosquitto():
         pytest.skip("mosquitto is not installed")

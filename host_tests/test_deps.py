@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from streetnode import deps
+from streetnode.common import deps
 
 
 def _files_ok(lib):

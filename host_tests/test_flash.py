@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from streetnode import cli, flash
+from streetnode import cli
+from streetnode.technician import flash
 
 # -- builders -----------------------------------------------------------------------------------
 

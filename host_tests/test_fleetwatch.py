@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from streetnode.fleetwatch import BOUNDS, Fleet, base_quantity, format_ranges, out_of_bounds, quiet, ranges
+from streetnode.field.fleetwatch import BOUNDS, Fleet, base_quantity, format_ranges, out_of_bounds, quiet, ranges
 
 P = "streetnode"
 

@@ -13,7 +13,8 @@ import sys
 import pytest
 
 from host_tests.fleet import Collector, missing, node_config
-from streetnode import cli, gateway, provision
+from streetnode import cli
+from streetnode.technician import gateway, provision
 
 PYTHON = sys.executable
 
@@ -47,7 +48,7 @@ def test_unit_file_content():
     assert s["StateDirectory"] == ["streetnode"] and s["StateDirectoryMode"] == ["0700"]
     assert "3" in s["SuccessExitStatus"][0].split() and "3" in s["RestartForceExitStatus"][0].split()
     assert gateway.exec_start(gateway.unit_text("/opt/streetnode/bin/python")) == [
-        "/opt/streetnode/bin/python", "-I", "-u", "-m", "streetnode.gateway", "run", "--state-dir",
+        "/opt/streetnode/bin/python", "-I", "-u", "-m", "streetnode.technician.gateway", "run", "--state-dir",
         "/var/lib/streetnode"]
     assert s["NoNewPrivileges"] == ["yes"] and s["ProtectSystem"] == ["strict"]
     assert unit["Unit"]["After"][0].startswith("network-online.target") and unit["Unit"]["Wants"] == [
@@ -160,7 +161,7 @@ def test_reset_cause_tells_a_pi_boot_from_a_service_restart(tmp_path):
 def _service_process(state_dir, boot_id_file):
     """The unit's own ExecStart, with the state directory of the test (as systemd runs it)."""
     argv = gateway.exec_start(gateway.unit_text(PYTHON, state_dir=str(state_dir)))
-    assert argv[:6] == [PYTHON, "-I", "-u", "-m", "streetnode.gateway", "run"]
+    assert argv[:6] == [PYTHON, "-I", "-u", "-m", "streetnode.technician.gateway", "run"]
     argv += ["--boot-id-file", str(boot_id_file)]
     log = open(state_dir / "service.log", "ab")
     try:

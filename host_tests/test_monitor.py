@@ -11,8 +11,9 @@ import time
 import pytest
 
 from host_tests.fieldfleet import Cutter, Fleet, wait_until
-from streetnode import cli, fleetwatch, monitor, report
-from streetnode.capture import LiveSource
+from streetnode import cli
+from streetnode.field import fleetwatch, monitor, report
+from streetnode.field.capture import LiveSource
 
 
 @pytest.fixture

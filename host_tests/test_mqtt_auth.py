@@ -7,7 +7,7 @@ import time
 import pytest
 
 from host_tests.fleet import Collector, NodeRunner, node_config
-from streetnode import broker as _broker
+from streetnode.common import broker as _broker
 
 
 @pytest.fixture

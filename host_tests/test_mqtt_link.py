@@ -25,7 +25,7 @@ import pytest
 
 from firmware import mqtt
 from host_tests import micropython
-from streetnode.broker import Broker, free_port
+from streetnode.common.broker import Broker, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT = Path(__file__).with_name("mqtt_agent.py")
@@ -423,7 +423,7 @@ def _make_pki(d):
 
 @pytest.fixture
 def tls_broker(tmp_path):
-    from streetnode.broker import find_mosquitto
+    from streetnode.common.broker import find_mosquitto
 
     if not find_mosquitto():
         pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")

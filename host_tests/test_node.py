@@ -16,7 +16,7 @@ from host_tests.fleet import Collector, NodeRunner, missing, node_config
 def mosquitto():
     """A mosquitto with persistence, so that the collector's session survives the broker
     restarts of the outage tests (the node's own session is clean, as on the street)."""
-    from streetnode import broker as _broker
+    from streetnode.common import broker as _broker
 
     if not _broker.find_mosquitto():
         pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")

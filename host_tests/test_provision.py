@@ -16,8 +16,8 @@ import time
 import pytest
 
 from firmware import config as fwconfig
-from streetnode import broker as _broker
-from streetnode import provision
+from streetnode.common import broker as _broker
+from streetnode.technician import provision
 
 WIFI_PW = "wifi-Secret-7781"
 FIXED_NOW = datetime.datetime(2026, 11, 27, 12, 0, 0, tzinfo=datetime.timezone.utc)

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from host_tests.fieldfleet import Fleet
-from streetnode import cli, report
+from streetnode import cli
+from streetnode.field import report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 T0 = 1795000000.0  # 2026-11-19T...Z

@@ -4,32 +4,34 @@
 import argparse
 import sys
 
-from . import __version__, bundle, check, deploy, flash, gateway, monitor, provision, report
+from streetnode import __version__
+from streetnode.technician import bundle, deploy, flash, gateway, provision
+from streetnode.field import check, monitor, report
 
 
 def _demo(args):
-    from . import mpy
+    from streetnode.common import mpy
 
-    script = "hal/sim/demo_bme280.py"
+    script = "tools/streetnode/sim/demo_bme280.py"
     proc = mpy.run([script, str(args.hours), str(args.every_min)], heapsize=args.heap)
     return proc.returncode
 
 
 def _sim(args):
-    from .sim import run
+    from streetnode.sim.fleet import run
 
     summary = run(args)
     return 1 if not summary else 0
 
 
 def _bench(args):
-    from .bench import main as bench_main
+    from streetnode.bench.bme280 import main as bench_main
 
     return bench_main(args)
 
 
 def _bench_sensors(args):
-    from .bench_sensors import main as bench_main
+    from streetnode.bench.sensors import main as bench_main
 
     return bench_main(args)
 

@@ -18,8 +18,8 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from . import fleetwatch
-from .capture import CaptureWriter, LiveSource, parse_broker, read_capture, read_password
+from streetnode.field import fleetwatch
+from streetnode.field.capture import CaptureWriter, LiveSource, parse_broker, read_capture, read_password
 
 _REL = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

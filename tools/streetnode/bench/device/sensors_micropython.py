@@ -1,7 +1,7 @@
 # The issue-4 sensor drivers on their simulated chips: bus transactions, heap and time per
 # reading, for tools/streetnode/bench_sensors.py.
 #
-#   MICROPYPATH=<repo>:.frozen micropython bench/sensors_micropython.py 200
+#   MICROPYPATH=<repo>:.frozen micropython tools/streetnode/bench/device/sensors_micropython.py 200
 #
 # prints one JSON object: {"interpreter": ..., "rows": [...]} with a row for each of our
 # drivers (SHT4x, BH1750, SCD4x, SPS30, PMS5003). tools/streetnode/bench_sensors.py also
@@ -17,7 +17,7 @@ import gc
 import json
 import sys
 
-from bench.measure import heap_bytes, interpreter, ticks_us as _ticks_us, us_since as _us_since
+from measure import heap_bytes, interpreter, ticks_us as _ticks_us, us_since as _us_since
 from hal import clock
 from hal.sim.bh1750 import SimBH1750
 from hal.sim.bus import SimI2C, SimUART

@@ -1,6 +1,6 @@
 # BME280 drivers on the same simulated chip: bus transactions, heap and time per reading.
 #
-#   MICROPYPATH=<peers>:<repo>:.frozen micropython bench/bme280_micropython.py 200
+#   MICROPYPATH=<peers>:<repo>:.frozen micropython tools/streetnode/bench/device/bme280_micropython.py 200
 #
 # prints one JSON object: {"interpreter": ..., "rows": [...]} with a row for our driver
 # and, when bme280-upy is on the path (tools/streetnode/bench.py copies it into a temp
@@ -16,7 +16,7 @@ import gc
 import json
 import sys
 
-from bench.measure import heap_bytes, interpreter, ticks_us as _ticks_us, us_since as _us_since
+from measure import heap_bytes, interpreter, ticks_us as _ticks_us, us_since as _us_since
 from hal import clock
 from hal.sim.bme280 import SimBME280
 from hal.sim.bus import SimI2C

@@ -30,7 +30,9 @@ import ssl
 import sys
 from pathlib import Path
 
-from .techutil import Failure, device_code, guarded, write_atomic
+from streetnode.common.errors import Failure, guarded
+from streetnode.common.files import write_atomic
+from streetnode.common.paths import device_code
 
 EXIT_EXISTS = 3  # the node id is already in the register, or --out already holds a node
 EXIT_INVALID = 4  # the config, the CA or a secret is wrong or missing

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .paths import REPO
+from streetnode.common.paths import REPO
 
 
 class MicroPythonMissing(RuntimeError):

@@ -5,12 +5,11 @@ All numbers come from one run:
                site-packages into a temp dir on MICROPYPATH; never part of the repository)
   CPython      our drivers.bme280 again, and adafruit_bme280 through hal.blinka's
                CircuitPythonI2C (it cannot run on MicroPython)
-The harness is bench/bme280_micropython.py on both interpreters. Each driver gets a fresh
+The harness is tools/streetnode/bench/device/bme280_micropython.py on both interpreters. Each driver gets a fresh
 simulated BME280 (default calibration, constant air, bus log off) and a VirtualClock, so
 sleeps cost no real time: the microseconds are the driver's work plus the simulator's.
 """
 
-import importlib.util
 import json
 import math
 import shutil
@@ -18,10 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import mpy
-from .paths import REPO
+from streetnode.bench.harness import DEVICE, device_script, render, version as _version
+from streetnode.common import mpy
 
-SCRIPT = "bench/bme280_micropython.py"
+SCRIPT = DEVICE / "bme280_micropython.py"
 HEAP = "4m"  # MicroPython heap: room for the peers' garbage while the collector is off
 ROUNDS = 5  # µs/reading is the best of this many rounds of --readings readings
 
@@ -58,26 +57,6 @@ NOTES = (
 )
 
 
-def _version(dist):
-    try:
-        from importlib import metadata
-
-        return metadata.version(dist)
-    except Exception:  # noqa: BLE001 - a missing peer is reported, not fatal
-        return None
-
-
-def _harness(script=SCRIPT):
-    """A device-side benchmark script (bench/*.py) imported on CPython, with the repository
-    on sys.path: the same harness measures both interpreters."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    spec = importlib.util.spec_from_file_location("streetnode_" + Path(script).stem, REPO / script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _copy_upy(dest):
     """Copy the installed bme280-upy package into dest; returns its version or None."""
     version = _version("bme280-upy")
@@ -110,7 +89,7 @@ def run_micropython(readings):
         rounds = []
         for _ in range(ROUNDS):
             proc = mpy.run(
-                [SCRIPT, str(readings), version or ""],
+                [str(SCRIPT), str(readings), version or ""],
                 heapsize=HEAP,
                 path=path,
                 capture_output=True,
@@ -172,7 +151,7 @@ def _adafruit(h, readings, heap_readings, version):
 
 
 def run_cpython(readings):
-    h = _harness()
+    h = device_script(SCRIPT)
     heap_readings = min(readings, 20)
     rows = [_best_of([h.ours(readings, heap_readings) for _ in range(ROUNDS)])]
     skipped = {}
@@ -200,7 +179,7 @@ def _ratios(rows):
 
 
 def run(readings=200):
-    """Every row of the benchmark (dicts, see bench/bme280_micropython.py) and the skipped peers."""
+    """Every row of the benchmark (dicts, see tools/streetnode/bench/device/bme280_micropython.py) and the skipped peers."""
     if readings < 1:
         raise ValueError("--readings must be at least 1, not %d" % readings)
     mp_rows, mp_skipped = run_micropython(readings)
@@ -224,32 +203,6 @@ def _cell(key, value):
     if isinstance(value, float) and not math.isclose(value, round(value)):
         return "%.1f" % value
     return "%d" % round(value)
-
-
-def render(title, head, body, notes, extra, markdown=False, left=lambda i, n: i < 2):
-    """A benchmark table as plain text or Markdown, with its notes (and `extra` lines)
-    under it as bullets. left(i, n): whether column i of n is left-aligned text."""
-    n = len(head)
-    lines = [title, ""]
-    if markdown:
-        lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "|".join("---" if left(i, n) else "---:" for i in range(n)) + "|")
-        lines.extend("| " + " | ".join(row) + " |" for row in body)
-    else:
-        widths = [max(len(x) for x in col) for col in zip(head, *body)]
-
-        def fmt(cells):
-            return "  ".join(
-                c.ljust(w) if left(i, n) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-            ).rstrip()
-
-        lines.append(fmt(head))
-        lines.append(fmt(["-" * w for w in widths]))
-        lines.extend(fmt(row) for row in body)
-    lines.append("")
-    bullet = "- " if markdown else "  "
-    lines.extend(bullet + note for note in list(notes) + list(extra))
-    return "\n".join(lines)
 
 
 def format_table(rows, skipped, readings, markdown=False):

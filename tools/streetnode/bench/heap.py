@@ -12,7 +12,7 @@ MicroPython interpreter with a board-sized heap, in one run:
 Reports the live heap (after a collection) at each tenth of the run (no growth after
 warm-up), the highest heap use after a loop pass, and bytes allocated per cycle.
 
-    python -m streetnode.bench_heap [--cycles 10000] [--heap 96k] [--mpy-heap 160k]
+    python -m streetnode.bench.heap [--cycles 10000] [--heap 96k] [--mpy-heap 160k]
 """
 
 import argparse
@@ -24,13 +24,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import deps, mpy
-from .bench import render
-from .broker import Broker
-from .build import compile_tree
-from .paths import REPO
+from streetnode.common import deps, mpy
+from streetnode.bench.harness import DEVICE, render
+from streetnode.common.broker import Broker
+from streetnode.common.build import compile_tree
+from streetnode.common.paths import REPO
 
-SCRIPT = "bench/node_heap_micropython.py"
+SCRIPT = DEVICE / "node_heap_micropython.py"
 
 
 def size_bytes(text):
@@ -77,7 +77,7 @@ def _config(directory, port):
 
 def _node(mode, directory, cycles, heap, tree, image=None):
     env = dict(os.environ, MICROPYPATH="%s:%s:.frozen" % (tree, REPO))
-    args = [SCRIPT, mode, str(directory), str(cycles)] + ([str(image)] if image else [])
+    args = [str(SCRIPT), mode, str(directory), str(cycles)] + ([str(image)] if image else [])
     proc = subprocess.run(mpy.command(args, heapsize=str(heap)), cwd=REPO, env=env, capture_output=True, text=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:

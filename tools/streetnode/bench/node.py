@@ -4,10 +4,10 @@ against a real broker, all in one run.
 - time from process start to the first reading at a subscriber (its PUBACK comes with it),
   with the firmware compiled to .mpy and from source;
 - the backlog drain rate after an outage, against the ceiling: the same umqtt.simple
-  publishing QoS 1 in a bare loop (streetnode.bench_mqtt), in the same run;
+  publishing QoS 1 in a bare loop (streetnode.bench.mqtt), in the same run;
 - the node's heap after a collection, from its own health reports during the drain.
 
-    python -m streetnode.bench_node [--records 1000] [--starts 5]
+    python -m streetnode.bench.node [--records 1000] [--starts 5]
 """
 
 import argparse
@@ -23,10 +23,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from . import bench_mqtt, deps, mpy
-from .broker import Broker
-from .build import compile_tree
-from .paths import REPO
+from streetnode.bench import mqtt as bench_mqtt
+from streetnode.common import deps, mpy
+from streetnode.common.broker import Broker
+from streetnode.common.build import compile_tree
+from streetnode.common.paths import REPO
 
 HEAP = "512k"
 

@@ -28,10 +28,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import bundle as bundlemod
-from .bundle import sha256
-from .capture import parse_broker
-from .techutil import device_code
+from streetnode.technician import bundle as bundlemod
+from streetnode.technician.bundle import sha256
+from streetnode.field.capture import parse_broker
+from streetnode.common.paths import device_code
 
 # Exit codes (also in --help).
 EXIT_OK = 0

@@ -18,9 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import deps, mpy
-from .capture import parse_broker
-from .paths import REPO
+from streetnode.common import deps, mpy
+from streetnode.field.capture import parse_broker
+from streetnode.common.paths import REPO
 
 EXIT_REBOOT = 3  # firmware/node.py
 EXIT_DEEPSLEEP = 4
@@ -124,7 +124,7 @@ class LiveView:
     def __init__(self, host, port, prefix="streetnode"):
         import paho.mqtt.client as mqtt
 
-        from .fleetwatch import Fleet
+        from streetnode.field.fleetwatch import Fleet
 
         self.prefix = prefix
         self.fleet = Fleet(prefix)
@@ -145,7 +145,7 @@ class LiveView:
             return [ev.text() for ev in self.fleet.tick(time.time())]
 
     def table(self):
-        from .monitor import table
+        from streetnode.field.monitor import table
 
         with self.lock:
             return "\n".join(table(self.fleet, time.time())[1:])
@@ -170,13 +170,13 @@ class LiveView:
 
 
 def run(args, out=sys.stdout):
-    from .broker import Broker
+    from streetnode.common.broker import Broker
 
     if args.nodes < 1:
         raise ValueError("--nodes must be at least 1")
     if args.interval <= 0:
         raise ValueError("--interval must be positive")
-    from .build import compile_tree
+    from streetnode.common.build import compile_tree
 
     lib = compile_tree(lib=deps.device_lib())  # firmware, drivers, hal and umqtt as .mpy
     broker = None

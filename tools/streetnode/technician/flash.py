@@ -21,7 +21,7 @@ import os
 import struct
 from pathlib import Path
 
-from .techutil import Failure, guarded, one_line
+from streetnode.common.errors import Failure, guarded, one_line
 
 EXIT_FAILED = 1  # flashing started and did not finish: run it again (the board may be blank)
 EXIT_BAD_FIRMWARE = 3  # not the right kind of file for this board, or it does not fit

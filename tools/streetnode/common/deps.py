@@ -1,7 +1,7 @@
 """Device-side dependencies: fetched from the package index, pinned by sha256, never
 copied into the repository.
 
-    from streetnode import deps
+    from streetnode.common import deps
     lib = deps.device_lib()        # build/deps/lib, with umqtt/simple.py and ussl.py
     MICROPYPATH=<lib>:<repo>:.frozen micropython ...
 
@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .paths import REPO
+from streetnode.common.paths import REPO
 
 
 class DependencyError(RuntimeError):

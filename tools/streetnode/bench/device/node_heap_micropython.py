@@ -1,8 +1,8 @@
-# Device side of `python -m streetnode.bench_heap`: the whole node (firmware, a simulated
+# Device side of `python -m streetnode.bench.heap`: the whole node (firmware, a simulated
 # BME280, the MQTT link to a real broker, the outbox on "flash") run for N sampling
 # cycles in this interpreter, in the heap the caller gave it.
 #
-#   micropython bench/node_heap_micropython.py run|count NODE_DIR CYCLES [ROMFS_IMAGE]
+#   micropython tools/streetnode/bench/device/node_heap_micropython.py run|count NODE_DIR CYCLES [ROMFS_IMAGE]
 #
 # run:   the collector works as on a board; reports the live heap (after a collection)
 #        at each tenth of the run and the highest heap use seen after a loop pass.

@@ -3,7 +3,7 @@ Pi's header through Adafruit Blinka (board "pi": hal/blinka.py's BlinkaPlatform)
 systemd.
 
     streetnode gateway run [--state-dir /var/lib/streetnode]    what the service runs
-    python -m streetnode.gateway run ...                         the same, as the unit starts it
+    python -m streetnode.technician.gateway run ...                         the same, as the unit starts it
                                                                  (only this module and the
                                                                  device code are imported)
     streetnode gateway install --config nodes/gw-1/config.json   config + unit into place
@@ -24,7 +24,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .techutil import Failure, device_code, guarded, write_atomic
+from streetnode.common.errors import Failure, guarded
+from streetnode.common.files import write_atomic
+from streetnode.common.paths import device_code
 
 SERVICE = "streetnode-gateway.service"
 STATE_DIR = "/var/lib/streetnode"
@@ -54,7 +56,7 @@ User={user}
 Group={user}
 # -I: isolated (neither the working directory nor PYTHON* variables decide what is
 # imported: a stray board.py must not replace Blinka's); -u: log lines reach the journal.
-ExecStart={python} -I -u -m streetnode.gateway run --state-dir {state_dir}
+ExecStart={python} -I -u -m streetnode.technician.gateway run --state-dir {state_dir}
 # /var/lib/streetnode, created and owned by the service user, kept across restarts.
 StateDirectory=streetnode
 StateDirectoryMode=0700
@@ -299,10 +301,10 @@ def _add_actions(p):
 
 
 def main(argv=None):
-    """`python -m streetnode.gateway ACTION ...`: what the systemd unit starts. The same
+    """`python -m streetnode.technician.gateway ACTION ...`: what the systemd unit starts. The same
     actions as `streetnode gateway`, without importing the other subcommands (and their
     host-only dependencies) into a service that runs for months."""
-    parser = argparse.ArgumentParser(prog="python -m streetnode.gateway", description="The Raspberry Pi gateway "
+    parser = argparse.ArgumentParser(prog="python -m streetnode.technician.gateway", description="The Raspberry Pi gateway "
                                      "(see: streetnode gateway --help).", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     _add_actions(parser)

@@ -5,7 +5,7 @@ Bytecode loads without the compiler's working memory, which is what lets a node 
 heap the size of a board's (compiling firmware/config.py from source alone needs more than
 20 KB at once). Only files whose source changed are compiled again.
 
-    python -m streetnode.build        # prints the tree: build/mpy
+    python -m streetnode.common.build        # prints the tree: build/mpy
 """
 
 import hashlib
@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import deps
-from .paths import REPO
+from streetnode.common import deps
+from streetnode.common.paths import REPO
 
 PACKAGES = ("firmware", "drivers", "hal")
 SKIP = ("manifest.py",)  # micropython-lib manifests describe a package, they are not code

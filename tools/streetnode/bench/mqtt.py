@@ -2,7 +2,7 @@
 against a bare umqtt.simple loop in the same MicroPython run, plus heap bytes per publish;
 and the link on CPython (paho) for the gateway.
 
-    .venv/bin/python -m streetnode.bench_mqtt [--n 2000]
+    .venv/bin/python -m streetnode.bench.mqtt [--n 2000]
 
 The bare loop is measured twice: as umqtt.simple ships (Nagle's algorithm on: each QoS 1
 publish waits for the broker's delayed ACK) and with TCP_NODELAY, which is what the link
@@ -17,9 +17,9 @@ import sys
 import tempfile
 import time
 
-from . import deps, mpy
-from .broker import Broker
-from .paths import REPO
+from streetnode.common import deps, mpy
+from streetnode.common.broker import Broker
+from streetnode.common.paths import REPO
 
 _DEVICE = r"""
 import gc, sys, time

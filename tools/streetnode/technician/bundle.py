@@ -27,9 +27,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import build, deps
-from .paths import REPO
-from .techutil import device_code
+from streetnode.common import build, deps
+from streetnode.common.paths import REPO
+from streetnode.common.paths import device_code
 
 BOARD_DIR = Path(__file__).resolve().parent / "board"
 MANIFEST = "manifest.json"

@@ -13,9 +13,9 @@ import re
 import sys
 import time
 
-from . import fleetwatch
-from .capture import LiveSource, parse_broker, read_password
-from .paths import REPO
+from streetnode.field import fleetwatch
+from streetnode.field.capture import LiveSource, parse_broker, read_password
+from streetnode.common.paths import REPO
 
 EXIT_PASS = 0
 EXIT_FAIL = 1

@@ -15,8 +15,8 @@ import shutil
 import sys
 import time
 
-from . import fleetwatch
-from .capture import CaptureWriter, LiveSource, parse_broker, read_password
+from streetnode.field import fleetwatch
+from streetnode.field.capture import CaptureWriter, LiveSource, parse_broker, read_password
 
 SHORT = {
     "temperature": ("", "°C", 1),

@@ -2,7 +2,7 @@
 the same simulated chips.
 
 All numbers come from one run:
-  MicroPython  our drivers, bench/sensors_micropython.py in the real interpreter
+  MicroPython  our drivers, tools/streetnode/bench/device/sensors_micropython.py in the real interpreter
   CPython      our drivers again (the same harness, imported), and the peers from PyPI:
                adafruit_sht4x, adafruit_bh1750, adafruit_scd4x through hal.blinka's
                CircuitPythonI2C; Sensirion's sensirion_i2c_scd4x / sensirion_i2c_sps30
@@ -15,11 +15,10 @@ VirtualClock: the peers' time.sleep goes to it, so sleeps cost no real time.
 import json
 import math
 
-from . import mpy
-from .bench import _harness as _load_harness
-from .bench import _version, render
+from streetnode.common import mpy
+from streetnode.bench.harness import DEVICE, device_script, render, version as _version
 
-SCRIPT = "bench/sensors_micropython.py"
+SCRIPT = DEVICE / "sensors_micropython.py"
 HEAP = "4m"  # MicroPython heap: room for the garbage while the collector is off
 ROUNDS = 3  # µs/reading is the best of this many rounds
 _SERIAL_POLL_MS = 10  # the pyserial stand-in's look at the UART while it waits
@@ -85,8 +84,8 @@ NOTES = (
 
 
 def _harness():
-    """bench/sensors_micropython.py imported on CPython."""
-    return _load_harness(SCRIPT)
+    """tools/streetnode/bench/device/sensors_micropython.py imported on CPython."""
+    return device_script(SCRIPT)
 
 
 def _best_of(rounds):
@@ -99,7 +98,7 @@ def _best_of(rounds):
 def run_micropython(readings):
     rounds = []
     for _ in range(ROUNDS):
-        proc = mpy.run([SCRIPT, str(readings)], heapsize=HEAP, capture_output=True, text=True, timeout=120)
+        proc = mpy.run([str(SCRIPT), str(readings)], heapsize=HEAP, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             raise RuntimeError(
                 "the MicroPython benchmark failed (exit %d): %s" % (proc.returncode, proc.stderr.strip()[-2000:])
@@ -415,7 +414,7 @@ def _ratios(rows):
 
 
 def run(readings=200):
-    """Every row of the benchmark (dicts, see bench/sensors_micropython.py), grouped by
+    """Every row of the benchmark (dicts, see tools/streetnode/bench/device/sensors_micropython.py), grouped by
     sensor, and {peer: why} for the peers left out."""
     if readings < 1:
         raise ValueError("--readings must be at least 1, not %d" % readings)

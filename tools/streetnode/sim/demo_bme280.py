@@ -1,7 +1,7 @@
 # The README's demo until the node runtime lands: the real BME280 driver, on whatever
 # interpreter runs this (MicroPython in `streetnode demo`), reads a simulated chip in a
 # simulated Siegen street over a day.
-#   micropython hal/sim/demo_bme280.py [hours] [minutes between readings]
+#   micropython tools/streetnode/sim/demo_bme280.py [hours] [minutes between readings]
 
 import sys
 

@@ -1,0 +1,1 @@
+"""Benchmarks: the host halves here, the halves that run inside MicroPython in device/."""
