@@ -9,7 +9,7 @@ import paho.mqtt.client as _paho
 
 from hal import clock
 
-_CHECK_ROUNDS = 8  # packets read per check() at most, as in firmware/mqtt.py
+_CHECK_ROUNDS = 8  # packets read per check() at most, as in firmware/mqtt_umqtt.py
 _KEEPALIVE_TIMEOUT = 141  # paho's reason code when its own keepalive check drops the link
 
 
