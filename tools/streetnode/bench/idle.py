@@ -1,0 +1,225 @@
+"""Benchmark (not a test): what idle nodes cost. N sim nodes (the real firmware on the real
+MicroPython interpreter, as `streetnode sim` runs them) against a real broker; once every
+node has booted and published its first reading, their processes are watched for a while
+in which nothing is due but keepalive pings:
+
+- CPU seconds per node-hour (user + system time of the node processes, from /proc);
+- wake-ups per node per second (voluntary context switches: each time the process slept
+  and was woken, from /proc);
+- with --strace, the system calls of one node in that window (`strace -c -f`);
+- then the time from a command sent to its result arriving, for commands sent to an idle
+  node (median and worst of --commands).
+
+    python -m streetnode.bench.idle [--nodes 1] [--duration 30] [--interval 3600] [--strace]
+
+Linux only (/proc). The interval defaults to an hour so that the window holds no sampling
+cycle: what is measured is the cost of waiting.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from streetnode.common import deps
+from streetnode.common import mqtt as common_mqtt
+from streetnode.common.broker import Broker
+from streetnode.common.build import compile_tree
+from streetnode.sim.fleet import NodeProcess, available_sensors, node_config
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _tasks(pid):
+    try:
+        return os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return []
+
+
+def process_counters(pid):
+    """(cpu seconds, voluntary context switches, involuntary ones) of a process, all threads."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+    vol = invol = 0
+    for tid in _tasks(pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        vol += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        invol += int(line.split()[1])
+        except OSError:  # a thread that just ended
+            pass
+    return cpu, vol, invol
+
+
+def parse_strace_summary(text):
+    """`strace -c` output -> ({syscall: calls}, total calls)."""
+    calls = {}
+    total = None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0].replace(".", "", 1).isdigit():
+            name = parts[-1]
+            n = int(parts[3])
+            if name == "total":
+                total = n
+            else:
+                calls[name] = n
+    if total is None:
+        total = sum(calls.values())
+    return calls, total
+
+
+class _Watcher:
+    """Who is online, readings seen, command results (through the host tools' one client)."""
+
+    def __init__(self, broker):
+        self.lock = threading.Lock()
+        self.online = set()
+        self.data = {}
+        self.results = {}
+        opts = common_mqtt.BrokerOptions(broker.host, broker.port)
+        self.client = common_mqtt.connect(opts, "bench-idle-%d" % os.getpid(), on_message=self._msg,
+                                          subscribe=("streetnode/+/status", "streetnode/+/data",
+                                                     "streetnode/+/cmd/result"))  # fmt: skip
+
+    def _msg(self, client, userdata, msg):
+        t = time.perf_counter()
+        node = msg.topic.split("/")[1]
+        try:
+            body = json.loads(msg.payload)
+        except ValueError:
+            return
+        with self.lock:
+            if msg.topic.endswith("/status") and body.get("state") == "online":
+                self.online.add(node)
+            elif msg.topic.endswith("/data"):
+                self.data[node] = self.data.get(node, 0) + 1
+            elif msg.topic.endswith("/cmd/result"):
+                self.results.setdefault(body.get("id"), t)
+
+    def wait(self, cond, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                if cond():
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def command_rtt_ms(self, node, k):
+        rtts = []
+        for i in range(k):
+            time.sleep(0.37)  # not in step with anything the node does
+            cid = "bench-%d" % i
+            t0 = time.perf_counter()
+            self.client.publish("streetnode/%s/cmd" % node, json.dumps({"id": cid, "cmd": "health"}), qos=1)
+            if self.wait(lambda: cid in self.results, 10):
+                rtts.append((self.results[cid] - t0) * 1000)
+        return rtts
+
+    def close(self):
+        common_mqtt.close(self.client)
+
+
+def run(nodes=1, duration=30.0, interval=3600, use_strace=False, commands=10, heap="512k"):
+    if nodes < 1 or duration <= 0 or interval <= 0:
+        raise ValueError("--nodes, --duration and --interval must be positive")
+    if use_strace and not shutil.which("strace"):
+        raise RuntimeError("--strace: strace is not installed (apt-get install strace)")
+    lib = compile_tree(lib=deps.device_lib())
+    work = Path(tempfile.mkdtemp(prefix="bench-idle-"))
+    procs = []
+    res = {"nodes": nodes, "window_s": duration, "interval_s": interval, "load_before": os.getloadavg()[0]}
+    try:
+        with Broker() as broker:
+            res["broker"] = broker.kind
+            watch = _Watcher(broker)
+            sensors = available_sensors()
+            for i in range(1, nodes + 1):
+                d = work / ("sim-%d" % i)
+                d.mkdir()
+                cfg = node_config("sim-%d" % i, broker.host, broker.port, interval, sensors, seed=i)
+                (d / "config.json").write_text(json.dumps(cfg))
+                p = NodeProcess("sim-%d" % i, d, heap, lib, None)
+                p.start()
+                procs.append(p)
+            names = ["sim-%d" % i for i in range(1, nodes + 1)]
+            booted = watch.wait(lambda: all(watch.data.get(n) for n in names), 60 + nodes)
+            if not booted:
+                raise RuntimeError("not every node published its first reading within %d s" % (60 + nodes))
+            time.sleep(2)  # the first cycle's health and PUBACKs are through
+            tracer = None
+            if use_strace:
+                tracer = subprocess.Popen(["strace", "-c", "-f", "-p", str(procs[0].proc.pid)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                time.sleep(0.5)  # attached
+            before = [process_counters(p.proc.pid) for p in procs]
+            t0 = time.monotonic()
+            time.sleep(duration)
+            after = [process_counters(p.proc.pid) for p in procs]
+            dt = time.monotonic() - t0
+            if tracer is not None:
+                tracer.send_signal(2)  # SIGINT: strace prints its summary and detaches
+                _, err = tracer.communicate(timeout=30)
+                calls, total = parse_strace_summary(err)
+                top = sorted(calls.items(), key=lambda kv: -kv[1])[:5]
+                res["strace_node1"] = {"syscalls_per_s": round(total / duration, 1), "top": dict(top)}
+            cpu = sum(a[0] - b[0] for a, b in zip(after, before))
+            vol = sum(a[1] - b[1] for a, b in zip(after, before))
+            invol = sum(a[2] - b[2] for a, b in zip(after, before))
+            res["cpu_s_per_node_hour"] = round(cpu / nodes / dt * 3600, 2)
+            res["cpu_percent_of_a_core_all_nodes"] = round(cpu / dt * 100, 2)
+            res["wakeups_per_node_s"] = round(vol / nodes / dt, 2)
+            res["preempted_per_node_s"] = round(invol / nodes / dt, 2)
+            with watch.lock:
+                res["readings_in_window"] = sum(watch.data.values()) - nodes
+            if commands:
+                rtts = watch.command_rtt_ms("sim-1", commands)
+                res["cmd_answered"] = "%d/%d" % (len(rtts), commands)
+                if rtts:
+                    res["cmd_rtt_ms_median"] = round(statistics.median(rtts), 1)
+                    res["cmd_rtt_ms_max"] = round(max(rtts), 1)
+            watch.close()
+            for p in procs:
+                p.stop()
+            procs = []
+    finally:
+        for p in procs:
+            p.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    res["load_after"] = os.getloadavg()[0]
+    return res
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="streetnode-bench-idle", description=__doc__.split("\n\n")[0])
+    p.add_argument("--nodes", type=int, default=1, help="idle sim nodes (default 1)")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds watched (default 30)")
+    p.add_argument("--interval", type=float, default=3600, help="the nodes' sampling interval in s (default 3600)")
+    p.add_argument("--strace", action="store_true", help="also count node 1's system calls with strace -c -f")
+    p.add_argument("--commands", type=int, default=10, help="commands sent to node 1 afterwards (default 10)")
+    p.add_argument("--heap", default="512k", help="MicroPython heap per node (default 512k, as the sim)")
+    args = p.parse_args(argv)
+    try:
+        res = run(args.nodes, args.duration, args.interval, args.strace, args.commands, args.heap)
+    except (RuntimeError, ValueError) as e:
+        print("bench idle: %s" % e, file=sys.stderr)
+        return 2
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
