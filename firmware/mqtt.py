@@ -11,8 +11,9 @@
 # (the Raspberry Pi gateway). Each adapter has its own module, side by side:
 # firmware/mqtt_umqtt.py and firmware/mqtt_paho.py. Both sit behind the same small
 # backend interface:
-#   deadline (ticks), rx (changes whenever something arrives), open(), publish(),
-#   subscribe(), check(), ping(), abort(), close()
+#   deadline (ticks), rx (changes whenever something arrives), on_puback(pid) (set by
+#   the link), open(), publish(), send() (QoS 1, PUBACK later), subscribe(), check(),
+#   wait(ms) (block until the broker sends or ms passed), ping(), abort(), close()
 # so the resilience below is written once.
 #
 #   link = MQTTLink("lamp-17", "broker.local", status={"fw": "0.3.0", "boot": 12})
@@ -20,6 +21,8 @@
 #   link.poll()                    # often: reconnects when due, pings, delivers commands
 #   if link.publish("data", payload):   # QoS 1: True only once the PUBACK arrived
 #       outbox.ack(seq)
+#   link.send("data", payload, seq)     # QoS 1 in flight: seq lands in link.acks on PUBACK
+#   link.wait(link.next_due_ms())       # idle: one poll on the socket until something is due
 
 import json
 
@@ -40,6 +43,7 @@ except ImportError:  # a port without errno names: Linux/lwIP numbers
 
 _DELAYS_KEPT = const(16)  # backoff delays remembered in .delays (for health and tests)
 _INBOX = const(8)  # commands held between two poll() calls; older ones are dropped
+_IN_FLIGHT_MAX = const(16)  # QoS 1 publishes sent and not yet acknowledged, at most
 
 # -- backend: umqtt.simple on MicroPython, paho-mqtt on CPython -----------------------------
 
@@ -201,7 +205,10 @@ class MQTTLink:
         # Per-node credentials (MQTT CONNECT user name and password), used by every backend.
         backend.user = user
         backend.password = password if user else None
+        backend.on_puback = self._puback
         self._be = backend
+        self._in_flight = {}  # packet id -> the caller's tag, for send()
+        self.acks = []  # tags of sent publishes whose PUBACK arrived, oldest first
         self.connected = False
         self.reconnects = 0
         self.failures = 0
@@ -285,6 +292,72 @@ class MQTTLink:
             return False
         return True
 
+    def send(self, sub, payload, tag, retain=False):
+        """QoS 1 publish without waiting for its PUBACK: when it arrives (read by poll(),
+        pump() or while publish() waits), `tag` is appended to .acks. False when the link
+        is down or too many are in flight. A lost link forgets what was in flight: those
+        tags never show up, and the caller sends them again."""
+        if self._closed or not (self.connected or self.connect()):
+            return False
+        if len(self._in_flight) >= _IN_FLIGHT_MAX:
+            return False
+        if isinstance(payload, str):
+            payload = payload.encode()
+        self._start()
+        try:
+            pid = self._be.send(self.topic(sub), payload, retain)
+        except OSError as e:
+            self._lost(e)
+            return False
+        self._in_flight[pid] = tag
+        return True
+
+    def in_flight(self):
+        """Publishes sent with send() whose PUBACK has not arrived yet."""
+        return len(self._in_flight)
+
+    def pump(self, ms):
+        """Wait up to ms for the broker, then read what it sent (PUBACKs, commands). For a
+        sender with publishes in flight; it does not ping (poll() does)."""
+        if not self.connected:
+            return
+        self._start()
+        try:
+            self._be.wait(ms)
+            self._be.check()
+        except OSError as e:
+            self._lost(e)
+
+    def wait(self, ms):
+        """Sleep up to ms, in one poll on the broker's socket while connected: returns as soon
+        as the broker sends something (a command is then answered at once). Then call
+        poll(). Down or closed, a plain sleep."""
+        if ms <= 0 or self._inbox:
+            return
+        if self.connected:
+            try:
+                self._be.wait(ms)
+            except OSError as e:
+                self._lost(e)
+            return
+        clock.sleep_ms(ms)
+
+    def next_due_ms(self):
+        """Milliseconds until poll() has something to do by the clock (0: now): the next
+        ping, a ping answer overdue, the next connection attempt. None when closed."""
+        if self._closed:
+            return None
+        if self._inbox or not self.connected:
+            return 0 if self._inbox else self.next_retry_ms()
+        half = self._half_keepalive()
+        now = clock.ticks_ms()
+        d = clock.ticks_diff(clock.ticks_add(self._last_ping, half), now)
+        if self._ping_out is not None:
+            d2 = clock.ticks_diff(clock.ticks_add(self._ping_out, half), now)
+            if d2 < d:
+                d = d2
+        return d if d > 0 else 0
+
     def poll(self):
         """Keep the link alive and deliver commands; call it often (it never blocks beyond the
         timeout). Reconnects when the backoff says so, pings at half the keepalive, drops a
@@ -344,6 +417,8 @@ class MQTTLink:
     def _lost(self, exc):
         self._be.abort()
         self.connected = False
+        if self._in_flight:
+            self._in_flight = {}  # a new session: the caller sends them again
         err = exc.args[0] if exc.args else None
         if not isinstance(err, int):  # e.g. CPython's TimeoutError("timed out"): no errno
             err = ETIMEDOUT if "timed out" in str(exc) else EIO
@@ -354,6 +429,12 @@ class MQTTLink:
         if len(self.delays) >= _DELAYS_KEPT:
             self.delays.pop(0)
         self.delays.append(delay)
+
+    def _puback(self, pid):
+        # From the backend, whenever it reads a PUBACK: only those of send() are ours.
+        tag = self._in_flight.pop(pid, None)
+        if tag is not None:
+            self.acks.append(tag)
 
     def _received(self, topic, payload):
         # Called by the backend in the middle of its protocol work: only queue here, so a

@@ -28,6 +28,7 @@ class PahoBackend:
         self._gone = False
         self._why = ECONNRESET
         self._subacks = {}
+        self.on_puback = None
 
     def _tls_context(self):
         name = self._server_hostname
@@ -63,6 +64,7 @@ class PahoBackend:
         c.on_disconnect = self._disconnected
         c.on_message = self._message
         c.on_subscribe = self._subscribed
+        c.on_publish = self._published
         c.on_log = self._log
         self._c = c
         try:
@@ -89,6 +91,10 @@ class PahoBackend:
 
     def _subscribed(self, client, userdata, mid, reason_codes, properties):
         self._subacks[mid] = reason_codes
+
+    def _published(self, client, userdata, mid, reason_code, properties):
+        if self.on_puback is not None:
+            self.on_puback(mid)
 
     def _log(self, client, userdata, level, buf):
         if buf.startswith("Received "):  # every packet from the broker is logged so
@@ -119,6 +125,18 @@ class PahoBackend:
             raise OSError(ENOTCONN, "publish refused: %s" % _paho.error_string(info.rc))
         if qos:
             self._wait(info.is_published)
+
+    def send(self, topic, payload, retain=False):
+        """A QoS 1 publish whose PUBACK comes later (on_puback(mid)); returns its mid."""
+        info = self._client().publish(topic, payload, 1, retain)
+        if info.rc != _paho.MQTT_ERR_SUCCESS:
+            raise OSError(ENOTCONN, "publish refused: %s" % _paho.error_string(info.rc))
+        return info.mid
+
+    def wait(self, ms):
+        """Block up to ms for the broker (paho's own select), handling what arrives."""
+        if self._client().loop(ms / 1000) != _paho.MQTT_ERR_SUCCESS or self._gone:
+            raise OSError(self._why, "connection to the broker lost")
 
     def subscribe(self, topic, qos):
         rc, mid = self._client().subscribe(topic, qos)

@@ -3,6 +3,7 @@
 # resilience (firmware/mqtt.py) is written once. umqtt.simple 1.3.4 is used unchanged:
 # this module hands it sockets with timeouts and translates its failures into OSError.
 
+import select as _select
 import socket as _socket
 
 from umqtt import simple as _umqtt  # imports usocket: fails on CPython, as it should
@@ -27,6 +28,7 @@ _MAX_READ = const(4096)  # the longest topic or payload we accept from the broke
 _PID_MAX = const(65535)
 _IPPROTO_TCP = const(6)  # the same numbers on Linux and lwIP; MicroPython's unix
 _TCP_NODELAY = const(1)  # socket module does not name them
+_OUT_MAX = const(256)  # a QoS 1 PUBLISH up to this size goes out in one write (a reading: ~170 B)
 
 
 class _Sock:
@@ -39,6 +41,7 @@ class _Sock:
         self._raw = _socket.socket()
         self._raw.settimeout(be.timeout_s)
         self._s = self._raw
+        self._blocking = True
 
     def connect(self, addr):
         self._due()
@@ -90,6 +93,11 @@ class _Sock:
     def setblocking(self, flag):
         # umqtt's check_msg switches to non-blocking and back with setblocking(True),
         # which would mean "no timeout" on a plain socket: restore the timeout instead.
+        # umqtt calls setblocking(True) after every packet it reads: only a change costs
+        # system calls (fcntl, setsockopt).
+        if flag == self._blocking:
+            return
+        self._blocking = flag
         if flag:
             self._raw.settimeout(self._be.timeout_s)
         else:
@@ -113,12 +121,26 @@ class _SocketModule:
 
 
 class UmqttBackend:
-    """umqtt.simple 1.3.4, unchanged; we give it our sockets and translate its failures."""
+    """umqtt.simple 1.3.4, unchanged; we give it our sockets and translate its failures.
+
+    QoS 1 PUBLISH packets are written here (send()), not by umqtt's publish(), which waits
+    for each PUBACK and swallows those of other packet ids: several may be in flight, and
+    every PUBACK read (by check(), or while publish() waits for its own) is handed to
+    on_puback(pid). Waiting for the broker is one select.poll on the socket (wait())."""
 
     def __init__(self, timeout_s, ca_der=None, server_hostname=None):
         self.timeout_s = timeout_s
         self.deadline = 0
         self.rx = 0
+        self.on_puback = None
+        self._poller = None
+        # True once a check() found nothing waiting: only then does the socket's poll tell
+        # the whole truth (TLS may hold bytes it already read; check() stops after
+        # _CHECK_ROUNDS packets).
+        self._quiet = False
+        self._out = bytearray(_OUT_MAX)
+        self._topics = {}
+        self._awaited = 0
         self.server_hostname = server_hostname
         self._ca_der = ca_der
         self._ctx = None
@@ -157,6 +179,10 @@ class UmqttBackend:
             raise OSError(EIO, "not an MQTT broker's answer: %r" % (e,))
         finally:
             _umqtt.socket = real
+        self._quiet = False
+        p = _select.poll()
+        p.register(c.sock._raw, _select.POLLIN)  # the raw socket: TLS sits on top of it
+        self._poller = p
 
     def _client(self):
         c = self._c
@@ -167,10 +193,71 @@ class UmqttBackend:
         return c
 
     def publish(self, topic, payload, retain, qos):
+        c = self._client()
+        if not qos:
+            c.publish(topic, payload, retain, 0)
+            return
+        pid = self.send(topic, payload, retain)
+        self._awaited = pid
+        self._quiet = False
         try:
-            self._client().publish(topic, payload, retain, qos)
+            while self._awaited:  # blocking reads, each bounded by the timeout and deadline
+                self._packet(c.wait_msg())
         except (AssertionError, IndexError, _umqtt.MQTTException) as e:
             raise OSError(EIO, "bad answer to PUBLISH: %r" % (e,))
+        finally:
+            self._awaited = 0
+
+    def send(self, topic, payload, retain=False):
+        """Write a QoS 1 PUBLISH and return its packet id; its PUBACK comes later."""
+        c = self._client()
+        pid = c.pid + 1
+        c.pid = pid
+        t = self._topics.get(topic)
+        if t is None:
+            t = self._topics[topic] = topic.encode() if isinstance(topic, str) else bytes(topic)
+        n = len(payload)
+        rem = 4 + len(t) + n
+        out = self._out
+        out[0] = 0x32 | (1 if retain else 0)
+        i = 1
+        while rem > 0x7F:
+            out[i] = (rem & 0x7F) | 0x80
+            rem >>= 7
+            i += 1
+        out[i] = rem
+        i += 1
+        out[i] = len(t) >> 8
+        out[i + 1] = len(t) & 0xFF
+        i += 2
+        out[i : i + len(t)] = t
+        i += len(t)
+        out[i] = pid >> 8
+        out[i + 1] = pid & 0xFF
+        i += 2
+        s = c.sock
+        if i + n <= _OUT_MAX:  # one write, one TCP segment
+            out[i : i + n] = payload
+            s.write(out, i + n)
+        else:
+            s.write(out, i)
+            s.write(payload)
+        return pid
+
+    def _packet(self, op):
+        # What umqtt's wait_msg leaves to us: PUBACKs (others it handles itself).
+        if op is None:
+            return
+        if op != 0x40:
+            raise OSError(EIO, "unexpected packet 0x%02x from the broker" % op)
+        d = self._c.sock.read(3)
+        if d[0] != 2:
+            raise OSError(EIO, "bad PUBACK from the broker")
+        pid = d[1] << 8 | d[2]
+        if pid == self._awaited:
+            self._awaited = 0
+        elif self.on_puback is not None:
+            self.on_puback(pid)
 
     def subscribe(self, topic, qos):
         try:
@@ -180,23 +267,37 @@ class UmqttBackend:
 
     def check(self):
         c = self._client()
+        if self._quiet and not self._ready(0):
+            return  # nothing arrived: not one call on the socket but the poll
+        self._quiet = False
         for _ in range(_CHECK_ROUNDS):
             before = self.rx
             try:
-                op = c.check_msg()
+                self._packet(c.check_msg())
             except (AssertionError, IndexError) as e:
                 raise OSError(EIO, "bad packet from the broker: %r" % (e,))
             except MemoryError:  # the stream is desynchronised now: start a new session
                 raise OSError(EIO, "no memory for a packet from the broker")
-            if op is not None:  # a packet umqtt leaves to its caller: nothing we await now
-                raise OSError(EIO, "unexpected packet 0x%02x from the broker" % op)
             if self.rx == before:  # nothing was waiting
+                self._quiet = True
                 return
+
+    def _ready(self, ms):
+        for _ in self._poller.ipoll(ms):  # ipoll: no list allocated
+            return True
+        return False
+
+    def wait(self, ms):
+        """Block up to ms in one poll on the socket; returns early when the broker sends."""
+        self._client()
+        if self._quiet:
+            self._ready(ms)
 
     def ping(self):
         self._client().ping()
 
     def abort(self):
+        self._poller = None
         c, self._c = self._c, None
         if c is not None and c.sock is not None:
             try:
@@ -205,6 +306,7 @@ class UmqttBackend:
                 pass
 
     def close(self):
+        self._poller = None
         c, self._c = self._c, None
         if c is not None:
             try:

@@ -19,6 +19,7 @@ _EARLIEST_PLAUSIBLE = 1735689600  # 2025-01-01: an RTC before this has not been 
 _CONNECT_TIMEOUT_MS = 15000
 _BACKOFF_MIN_MS = 2000
 _BACKOFF_MAX_MS = 300000
+_CONNECTING_POLL_MS = 100  # how often a connection attempt in progress is looked at
 
 
 class Net:
@@ -62,6 +63,17 @@ class Net:
             self.wlan.connect(self.wifi["ssid"], self.wifi.get("password") or "")
             self._connecting_since = now
         return False
+
+    def next_due_ms(self):
+        """Milliseconds until ensure() has something to do (None: nothing, the link is up or
+        there is no radio): a connection attempt in progress is looked at every
+        _CONNECTING_POLL_MS, a retry when its backoff ends."""
+        if self.wlan is None or self.wlan.isconnected():
+            return None
+        if self._connecting_since is not None:
+            return _CONNECTING_POLL_MS
+        d = clock.ticks_diff(self._retry_at, clock.ticks_ms())
+        return d if d > 0 else 0
 
     def rssi(self):
         if self.wlan is None or not self.wlan.isconnected():

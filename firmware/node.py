@@ -21,8 +21,9 @@ from firmware.sensors import Sensors
 from hal import clock
 
 _DRAIN_BUDGET_MS = 250  # backlog publishing per loop pass, so sampling keeps its schedule
-_DRAIN_BATCH = 4  # records read from flash at a time
-_IDLE_MS = 50  # longest nap between loop passes (commands stay responsive)
+_WINDOW = 8  # backlog records in flight at once (QoS 1, matched to seqs by packet id)
+_ERROR_PAUSE_MS = 50  # after a step that raised: the next pass is not at once
+_BLINK_MS = 250  # the identify LED's half period
 _SECRETS = ("password",)
 _DEEP_AWAKE_MAX_MS = 20000  # longest a deep-sleep node stays awake trying to publish
 
@@ -78,6 +79,19 @@ def make_platform(cfg):
     return MachinePlatform(board)
 
 
+def next_wait_ms(waits, cap_ms=None):
+    """How long the loop may wait: the soonest of `waits` (milliseconds until each thing is
+    due; None for one that is not due at all), never below 0, at most cap_ms (None: no
+    cap). None when nothing at all is due (and no cap)."""
+    best = cap_ms
+    for w in waits:
+        if w is not None and (best is None or w < best):
+            best = w
+    if best is not None and best < 0:
+        best = 0
+    return best
+
+
 def reset_cause():
     try:
         import machine
@@ -126,9 +140,14 @@ class Node:
         self._results = []
         self._identify_until = None
         self._reboot_at = None
+        self._sent = 0  # the highest backlog seq sent while records are in flight
+        self._drained = False  # the last drain found nothing to send: do not spin on it
+        self._waits = [None] * 6  # filled each pass: no allocation while idle
+        self._wait_cap = None
         wd = cfg.get("watchdog_s")
         if wd and hasattr(self.platform, "watchdog"):
             self.wdt = self.platform.watchdog(int(wd * 1000))
+            self._wait_cap = int(wd * 500)  # fed at least twice per watchdog period
         return self
 
     def _make_link(self, cfg):
@@ -180,10 +199,23 @@ class Node:
             self.wdt.feed()  # reached only when the pass completed
         if self._reboot_at is not None and clock.ticks_diff(now, self._reboot_at) >= 0:
             self.reboot_requested = True
-        if self.link.connected and self.outbox.pending():
-            return 0  # a backlog to drain: straight on with the next pass
-        wait = min(self.sensors.next_due_ms(now), max(0, clock.ticks_diff(self._next_cycle, now)))
-        return min(wait, _IDLE_MS)
+        return self.wait_ms(clock.ticks_ms())
+
+    def wait_ms(self, now):
+        """Milliseconds until the next thing is due: a sensor sample, the sampling cycle, the
+        link (ping, reconnect), the radio, a blink, a reboot; 0 while there is work (a
+        backlog, results or health to publish)."""
+        link = self.link
+        w = self._waits
+        if link.connected and (self._results or self._health_due or (self.outbox.pending() and not self._drained)):
+            return 0  # a backlog to drain or replies to send: straight on with the next pass
+        w[0] = self.sensors.next_due_ms(now)
+        w[1] = clock.ticks_diff(self._next_cycle, now)
+        w[2] = link.next_due_ms()
+        w[3] = self.net.next_due_ms()
+        w[4] = None if self._identify_until is None else _BLINK_MS - now % _BLINK_MS
+        w[5] = None if self._reboot_at is None else clock.ticks_diff(self._reboot_at, now)
+        return next_wait_ms(w, self._wait_cap)
 
     def _cycle(self, now):
         self._next_cycle = clock.ticks_add(self._next_cycle, self.interval_ms)
@@ -208,18 +240,43 @@ class Node:
             if link.publish("data", payloads.with_seq(seq, body), 1):
                 self.outbox.ack(seq)
                 self.published += 1
-        start = clock.ticks_ms()
-        while link.connected and self.outbox.pending() and clock.ticks_diff(clock.ticks_ms(), start) < _DRAIN_BUDGET_MS:
-            batch = self.outbox.oldest(_DRAIN_BATCH)
-            if not batch:
-                break
-            for seq, body in batch:
-                if not link.publish("data", payloads.with_seq(seq, body), 1):
-                    return
-                self.outbox.ack(seq)
-                self.published += 1
+        self._drain()
         if self._health_due and link.connected and link.publish("health", self.health(), 0):
             self._health_due = False
+
+    def _drain(self):
+        # The backlog, oldest first, with up to _WINDOW QoS 1 publishes in flight: each
+        # record leaves the outbox only when its own PUBACK (matched by packet id) arrived.
+        link = self.link
+        outbox = self.outbox
+        start = clock.ticks_ms()
+        more = True
+        self._drained = False
+        while link.connected:
+            self._take_acks()
+            left = _DRAIN_BUDGET_MS - clock.ticks_diff(clock.ticks_ms(), start)
+            if left <= 0:
+                return
+            flying = link.in_flight()
+            if more and flying < _WINDOW and outbox.pending() > flying:
+                batch = outbox.oldest(_WINDOW - flying, self._sent if flying else None)
+                more = len(batch) == _WINDOW - flying
+                for seq, body in batch:
+                    if not link.send("data", payloads.with_seq(seq, body), seq):
+                        break
+                    self._sent = seq
+                if batch:
+                    continue
+            if not flying:
+                self._drained = not outbox.pending() or not more
+                return
+            link.pump(left)  # until a PUBACK (or anything) arrives: no spinning
+
+    def _take_acks(self):
+        acks = self.link.acks
+        while acks:
+            if self.outbox.ack(acks.pop(0)):
+                self.published += 1
 
     def health(self):
         gc.collect()  # so mem_free/mem_alloc count live objects, not garbage
@@ -249,16 +306,21 @@ class Node:
             except MemoryError:
                 self.step_errors += 1
                 gc.collect()
-                wait = _IDLE_MS
+                wait = _ERROR_PAUSE_MS
             except Exception as e:  # noqa: BLE001 - the loop must outlive any bug in a step
                 self.step_errors += 1
                 print("step failed:", repr(e))
-                wait = _IDLE_MS
+                wait = _ERROR_PAUSE_MS
             if deep and self.cycles and (self.outbox.pending() == 0 or self._deep_deadline()):
                 self.outbox.sync()
                 self.link.close()
                 return "deepsleep"
-            clock.sleep_ms(wait)
+            if wait is None:
+                wait = self.interval_ms
+            if wait:
+                # Connected: one poll on the broker's socket, so a command wakes the node
+                # at once; down: a plain sleep until the next thing is due.
+                self.link.wait(wait)
         self.outbox.sync()
         self.link.close()
         return "reboot" if self.reboot_requested else "stopped"

@@ -117,6 +117,10 @@ class Outbox:
         self._cursor_first = -1  # where reading resumes: all records before it are acked
         self._cursor_pos = 0
         self._cursor_expect = 0
+        self._resume_after = -1  # the last record returned by a read, and where it ended
+        self._resume_first = -1
+        self._resume_pos = 0
+        self._resume_expect = 0
         self._len = 0
         self._at = 0
         self._payload = None
@@ -172,10 +176,12 @@ class Outbox:
                 break
         return seq
 
-    def oldest(self, n=1):
+    def oldest(self, n=1, after=None):
         """Up to n of the oldest unacknowledged records as a list of (seq, payload), in
-        seq order. Only these n payloads are held in RAM."""
-        return self._read(self.acked, n)
+        seq order; with `after`, only records above that seq (those after the ones a
+        sender has in flight). Only these n payloads are held in RAM. Reading on from the
+        last record returned resumes where that read stopped."""
+        return self._read(self.acked if after is None or after < self.acked else after, n)
 
     def records(self, batch=4):
         """Every unacknowledged record as (seq, payload), oldest first, read `batch` at a
@@ -469,6 +475,7 @@ class Outbox:
         atomic.replace(tmp, path)
         self.repairs += 1
         self._cursor_first = -1
+        self._resume_first = -1
 
     def _read(self, after, n):
         out = []
@@ -486,6 +493,12 @@ class Outbox:
                 j += 1
             if j < len(segs):
                 i, pos, expect = j, self._cursor_pos, self._cursor_expect
+        elif self._resume_first >= 0 and after == self._resume_after:
+            j = i
+            while j < len(segs) and segs[j] != self._resume_first:
+                j += 1
+            if j < len(segs):
+                i, pos, expect = j, self._resume_pos, self._resume_expect
         while i < len(segs) and len(out) < n:
             first = segs[i]
             limit = segs[i + 1] if i + 1 < len(segs) else self.next_seq
@@ -512,6 +525,10 @@ class Outbox:
                     if seq <= after or seq in self._ooo or self._in_gaps(seq):
                         continue
                     out.append((seq, self._payload))
+                    self._resume_after = seq
+                    self._resume_first = first
+                    self._resume_pos = pos
+                    self._resume_expect = expect
                     if len(out) >= n:
                         ended = False
                         break

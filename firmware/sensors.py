@@ -221,10 +221,10 @@ class Sensors:
         return {slot.name: slot.errors for slot in self.slots}
 
     def next_due_ms(self, now):
-        """Milliseconds until the next slot is due (0 if one is due now)."""
+        """Milliseconds until the next slot is due (0 if one is due now; None without slots)."""
         best = None
         for slot in self.slots:
             d = clock.ticks_diff(slot._next_ms, now)
             if best is None or d < best:
                 best = d
-        return 0 if best is None or best < 0 else best
+        return None if best is None else 0 if best < 0 else best
