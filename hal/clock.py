@@ -16,11 +16,16 @@ try:
 
     if sys.platform in ("linux", "darwin"):
         # The unix port's sleep_ms sleeps in slices of about 0.6 ms (3,000 system calls
-        # for 2 s, measured on 1.29); its time.sleep is one call (pselect6). Boards keep
-        # sleep_ms, which lets the chip idle.
+        # for 2 s, measured on 1.29); its time.sleep is one call (pselect6) but takes a
+        # float (32 bytes of heap): for long sleeps only. Boards keep sleep_ms, which
+        # lets the chip idle.
+        _slices = time.sleep_ms
+
         def _sleep_ms(ms):
-            if ms > 0:
+            if ms >= 50:
                 time.sleep(ms / 1000)
+            elif ms > 0:
+                _slices(ms)
 
 except AttributeError:  # CPython (Raspberry Pi gateway, host tools)
     _PERIOD = 1 << 30

@@ -270,20 +270,23 @@ class BME280:
         """The contract's dict from the last fetch: temperature °C, humidity %RH, pressure hPa.
         A channel the chip lacks (BMP280 humidity) or that is switched off is None."""
         cal = self.calibration
-        adc_p, adc_t, adc_h = comp.unpack_adc(self._buf, self._off)
+        buf, o = self._buf, self._off
+        adc_t = comp.adc_temperature(buf, o)
         tfine = comp.t_fine(cal, adc_t)
         centi = comp.temperature_centi(tfine)
         if not _T_MIN_CENTI <= centi <= _T_MAX_CENTI:
             self._fail(EIO, "implausible temperature %.2f °C (raw 0x%05x)" % (centi / 100, adc_t))
         pressure = None
         if not self._skip_p:
+            adc_p = comp.adc_pressure(buf, o)
             q = comp.pressure_q24_8(cal, tfine, adc_p)
             if not _P_MIN_Q <= q <= _P_MAX_Q:
                 self._fail(EIO, "implausible pressure %.2f hPa (raw 0x%05x)" % (q / 25600, adc_p))
-            pressure = round(q / 25600, 3)
+            pressure = ((q * 5 + 64) >> 7) / 1000  # hPa to 3 decimals: q / 25600, one float
         humidity = None
         if not self._skip_h:
-            humidity = round(comp.humidity_q22_10(cal, tfine, adc_h) / 1024, 3)
+            h = comp.humidity_q22_10(cal, tfine, comp.adc_humidity(buf, o))
+            humidity = ((h * 125 + 64) >> 7) / 1000  # %RH to 3 decimals: h / 1024, one float
         return {"temperature": centi / 100, "humidity": humidity, "pressure": pressure}
 
     def read(self):

@@ -21,6 +21,15 @@ def _cdiv(a, b):
     return q if (a < 0) == (b < 0) else -q
 
 
+def _cdiv_scaled(n, k, d):
+    """_cdiv(n * k, d) for k > 0 without forming n * k: from n = q * d + r,
+    n * k // d = q * k + r * k // d (on magnitudes; the sign as C's division gives it)."""
+    an = n if n >= 0 else -n
+    ad = d if d >= 0 else -d
+    q = (an // ad) * k + ((an % ad) * k) // ad
+    return q if (n < 0) == (d < 0) else -q
+
+
 def _s8(v):
     return v - 256 if v > 127 else v
 
@@ -55,17 +64,26 @@ def temperature_centi(tfine):
 
 
 def pressure_q24_8(cal, tfine, adc_p):
-    """Pressure in Pa as Q24.8 (24674867 means 96386.2 Pa): the 64-bit formula."""
+    """Pressure in Pa as Q24.8 (24674867 means 96386.2 Pa): the 64-bit formula.
+
+    Two of its products pass 2**62, where MicroPython's small ints end on a 64-bit port
+    (2**30 on a board): ((1 << 47) + var1) * P1 and (p << 31 - var2) * 3125. Both are
+    computed here in exact pieces that stay small, so a reading allocates no big ints
+    (128 bytes a reading on the 64-bit unix port before)."""
     var1 = tfine - 128000
     var2 = var1 * var1 * cal[P6]
     var2 = var2 + ((var1 * cal[P5]) << 17)
     var2 = var2 + (cal[P4] << 35)
     var1 = ((var1 * var1 * cal[P3]) >> 8) + ((var1 * cal[P2]) << 12)
-    var1 = (((1 << 47) + var1) * cal[P1]) >> 33
+    # (a * P1) >> 33 with a = (1 << 47) + var1 split at bit 16: floor((x * 2**16 + y) / 2**33)
+    # equals (x + (y >> 16)) >> 17 for integers x and y >= 0.
+    a = (1 << 47) + var1
+    p1 = cal[P1]
+    var1 = (((a >> 16) * p1) + (((a & 0xFFFF) * p1) >> 16)) >> 17
     if var1 == 0:
         return 0  # the datasheet's guard against division by zero
     p = 1048576 - adc_p
-    p = _cdiv(((p << 31) - var2) * 3125, var1)
+    p = _cdiv_scaled((p << 31) - var2, 3125, var1)
     var1 = (cal[P9] * (p >> 13) * (p >> 13)) >> 25
     var2 = (cal[P8] * p) >> 19
     return ((p + var1 + var2) >> 8) + (cal[P7] << 4)
@@ -107,11 +125,20 @@ def humidity_q22_10(cal, tfine, adc_h):
 
 def unpack_adc(buf, offset=0):
     """(adc_p, adc_t, adc_h) from the data registers 0xF7..0xFE starting at buf[offset]."""
-    o = offset
-    adc_p = (buf[o] << 12) | (buf[o + 1] << 4) | (buf[o + 2] >> 4)
-    adc_t = (buf[o + 3] << 12) | (buf[o + 4] << 4) | (buf[o + 5] >> 4)
-    adc_h = (buf[o + 6] << 8) | buf[o + 7]
-    return adc_p, adc_t, adc_h
+    return adc_pressure(buf, offset), adc_temperature(buf, offset), adc_humidity(buf, offset)
+
+
+# One channel each, for the driver's hot path: a 3-tuple is 64 bytes of heap on a 64-bit port.
+def adc_pressure(buf, o=0):
+    return (buf[o] << 12) | (buf[o + 1] << 4) | (buf[o + 2] >> 4)
+
+
+def adc_temperature(buf, o=0):
+    return (buf[o + 3] << 12) | (buf[o + 4] << 4) | (buf[o + 5] >> 4)
+
+
+def adc_humidity(buf, o=0):
+    return (buf[o + 6] << 8) | buf[o + 7]
 
 
 def measurement_time_max_us(osrs_t, osrs_p, osrs_h):
