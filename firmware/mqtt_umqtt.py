@@ -28,7 +28,6 @@ _MAX_READ = const(4096)  # the longest topic or payload we accept from the broke
 _PID_MAX = const(65535)
 _IPPROTO_TCP = const(6)  # the same numbers on Linux and lwIP; MicroPython's unix
 _TCP_NODELAY = const(1)  # socket module does not name them
-_OUT_MAX = const(256)  # a QoS 1 PUBLISH up to this size goes out in one write (a reading: ~170 B)
 
 
 class _Sock:
@@ -138,8 +137,9 @@ class UmqttBackend:
         # the whole truth (TLS may hold bytes it already read; check() stops after
         # _CHECK_ROUNDS packets).
         self._quiet = False
-        self._out = bytearray(_OUT_MAX)
-        self._topics = {}
+        self._hdr = bytearray(5)  # a PUBLISH's fixed header: type and remaining length
+        self._topic = None
+        self._topic_block = None
         self._awaited = 0
         self.server_hostname = server_hostname
         self._ca_der = ca_der
@@ -213,35 +213,32 @@ class UmqttBackend:
         c = self._client()
         pid = c.pid + 1
         c.pid = pid
-        t = self._topics.get(topic)
-        if t is None:
-            t = self._topics[topic] = topic.encode() if isinstance(topic, str) else bytes(topic)
-        n = len(payload)
-        rem = 4 + len(t) + n
-        out = self._out
-        out[0] = 0x32 | (1 if retain else 0)
+        # The topic's length, its bytes and room for the packet id, kept for the topic sent
+        # last (a backlog goes to one topic): a few dozen bytes, not a buffer per reading.
+        t = self._topic_block
+        if topic is not self._topic:
+            b = topic.encode() if isinstance(topic, str) else bytes(topic)
+            t = bytearray(len(b) + 4)
+            t[0] = len(b) >> 8
+            t[1] = len(b) & 0xFF
+            t[2 : 2 + len(b)] = b
+            self._topic = topic
+            self._topic_block = t
+        t[-2] = pid >> 8
+        t[-1] = pid & 0xFF
+        rem = len(t) + len(payload)
+        h = self._hdr
+        h[0] = 0x32 | (1 if retain else 0)
         i = 1
         while rem > 0x7F:
-            out[i] = (rem & 0x7F) | 0x80
+            h[i] = (rem & 0x7F) | 0x80
             rem >>= 7
             i += 1
-        out[i] = rem
-        i += 1
-        out[i] = len(t) >> 8
-        out[i + 1] = len(t) & 0xFF
-        i += 2
-        out[i : i + len(t)] = t
-        i += len(t)
-        out[i] = pid >> 8
-        out[i + 1] = pid & 0xFF
-        i += 2
+        h[i] = rem
         s = c.sock
-        if i + n <= _OUT_MAX:  # one write, one TCP segment
-            out[i : i + n] = payload
-            s.write(out, i + n)
-        else:
-            s.write(out, i)
-            s.write(payload)
+        s.write(h, i + 1)
+        s.write(t)
+        s.write(payload)
         return pid
 
     def _packet(self, op):

@@ -117,10 +117,8 @@ class Outbox:
         self._cursor_first = -1  # where reading resumes: all records before it are acked
         self._cursor_pos = 0
         self._cursor_expect = 0
-        self._resume_after = -1  # the last record returned by a read, and where it ended
-        self._resume_first = -1
-        self._resume_pos = 0
-        self._resume_expect = 0
+        # The last record a read returned and where it ended: [seq, segment, pos, expect]
+        self._resume = [-1, -1, 0, 0]
         self._len = 0
         self._at = 0
         self._payload = None
@@ -475,7 +473,7 @@ class Outbox:
         atomic.replace(tmp, path)
         self.repairs += 1
         self._cursor_first = -1
-        self._resume_first = -1
+        self._resume[1] = -1
 
     def _read(self, after, n):
         out = []
@@ -493,12 +491,13 @@ class Outbox:
                 j += 1
             if j < len(segs):
                 i, pos, expect = j, self._cursor_pos, self._cursor_expect
-        elif self._resume_first >= 0 and after == self._resume_after:
+        elif self._resume[1] >= 0 and after == self._resume[0]:
+            r = self._resume
             j = i
-            while j < len(segs) and segs[j] != self._resume_first:
+            while j < len(segs) and segs[j] != r[1]:
                 j += 1
             if j < len(segs):
-                i, pos, expect = j, self._resume_pos, self._resume_expect
+                i, pos, expect = j, r[2], r[3]
         while i < len(segs) and len(out) < n:
             first = segs[i]
             limit = segs[i + 1] if i + 1 < len(segs) else self.next_seq
@@ -525,10 +524,11 @@ class Outbox:
                     if seq <= after or seq in self._ooo or self._in_gaps(seq):
                         continue
                     out.append((seq, self._payload))
-                    self._resume_after = seq
-                    self._resume_first = first
-                    self._resume_pos = pos
-                    self._resume_expect = expect
+                    r = self._resume
+                    r[0] = seq
+                    r[1] = first
+                    r[2] = pos
+                    r[3] = expect
                     if len(out) >= n:
                         ended = False
                         break

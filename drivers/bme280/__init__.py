@@ -271,21 +271,22 @@ class BME280:
         A channel the chip lacks (BMP280 humidity) or that is switched off is None."""
         cal = self.calibration
         buf, o = self._buf, self._off
-        adc_t = comp.adc_temperature(buf, o)
+        # comp.unpack_adc inline: its 3-tuple is 64 bytes of heap a reading on a 64-bit port
+        adc_t = (buf[o + 3] << 12) | (buf[o + 4] << 4) | (buf[o + 5] >> 4)
         tfine = comp.t_fine(cal, adc_t)
         centi = comp.temperature_centi(tfine)
         if not _T_MIN_CENTI <= centi <= _T_MAX_CENTI:
             self._fail(EIO, "implausible temperature %.2f °C (raw 0x%05x)" % (centi / 100, adc_t))
         pressure = None
         if not self._skip_p:
-            adc_p = comp.adc_pressure(buf, o)
+            adc_p = (buf[o] << 12) | (buf[o + 1] << 4) | (buf[o + 2] >> 4)
             q = comp.pressure_q24_8(cal, tfine, adc_p)
             if not _P_MIN_Q <= q <= _P_MAX_Q:
                 self._fail(EIO, "implausible pressure %.2f hPa (raw 0x%05x)" % (q / 25600, adc_p))
             pressure = ((q * 5 + 64) >> 7) / 1000  # hPa to 3 decimals: q / 25600, one float
         humidity = None
         if not self._skip_h:
-            h = comp.humidity_q22_10(cal, tfine, comp.adc_humidity(buf, o))
+            h = comp.humidity_q22_10(cal, tfine, (buf[o + 6] << 8) | buf[o + 7])
             humidity = ((h * 125 + 64) >> 7) / 1000  # %RH to 3 decimals: h / 1024, one float
         return {"temperature": centi / 100, "humidity": humidity, "pressure": pressure}
 

@@ -125,20 +125,11 @@ def humidity_q22_10(cal, tfine, adc_h):
 
 def unpack_adc(buf, offset=0):
     """(adc_p, adc_t, adc_h) from the data registers 0xF7..0xFE starting at buf[offset]."""
-    return adc_pressure(buf, offset), adc_temperature(buf, offset), adc_humidity(buf, offset)
-
-
-# One channel each, for the driver's hot path: a 3-tuple is 64 bytes of heap on a 64-bit port.
-def adc_pressure(buf, o=0):
-    return (buf[o] << 12) | (buf[o + 1] << 4) | (buf[o + 2] >> 4)
-
-
-def adc_temperature(buf, o=0):
-    return (buf[o + 3] << 12) | (buf[o + 4] << 4) | (buf[o + 5] >> 4)
-
-
-def adc_humidity(buf, o=0):
-    return (buf[o + 6] << 8) | buf[o + 7]
+    o = offset
+    adc_p = (buf[o] << 12) | (buf[o + 1] << 4) | (buf[o + 2] >> 4)
+    adc_t = (buf[o + 3] << 12) | (buf[o + 4] << 4) | (buf[o + 5] >> 4)
+    adc_h = (buf[o + 6] << 8) | buf[o + 7]
+    return adc_p, adc_t, adc_h
 
 
 def measurement_time_max_us(osrs_t, osrs_p, osrs_h):
