@@ -242,12 +242,15 @@ class Node:
         while self._results and link.connected:
             if link.publish("cmd/result", self._results[0], 1):
                 self._results.pop(0)
-        # The fresh cycle goes out at once, even behind a backlog.
-        if fresh is not None and self.outbox.pending() > 1:
+        # The fresh cycle goes out at once, even behind a backlog; from RAM, not read back.
+        if fresh is not None:
             seq, body = fresh
-            if link.publish("data", payloads.with_seq(seq, body), 1):
-                self.outbox.ack(seq)
-                self.published += 1
+            if self.outbox.pending() > 1:
+                if link.publish("data", payloads.with_seq(seq, body), 1):
+                    self.outbox.ack(seq)
+                    self.published += 1
+            elif not link.in_flight() and link.send("data", payloads.with_seq(seq, body), seq):
+                self._sent = seq  # its PUBACK acks it in the outbox, as for the backlog
         self._drain()
         if self._health_due and link.connected and link.publish("health", self.health(), 0):
             self._health_due = False

@@ -17,7 +17,8 @@ def data_body(ts, synced, sensors):
 
 def with_seq(seq, body):
     """The published data payload: body with "seq" as its first member."""
-    return b'{"seq": %d, ' % seq + bytes(body[1:])
+    # A memoryview, not a slice: one copy of the body less (96 bytes a reading on the unix port)
+    return b'{"seq": %d, ' % seq + memoryview(body)[1:]
 
 
 def status(state, boot_count=None, reset_cause=None):

@@ -61,6 +61,14 @@ def rh_corrected(values, rh, kappa):
 
 def aggregate(samples, quantities, how):
     """One value per quantity from a list of read() dicts; None where no sample had one."""
+    if len(samples) == 1:
+        # One sample (a window of 1, the usual case): its values as they are, in a dict of
+        # their own, without a list and a sort per quantity (~700 bytes a cycle).
+        s = samples[0]
+        out = {}
+        for q in quantities:
+            out[q] = s.get(q)
+        return out
     fn = AGGREGATES[how]
     out = {}
     for q in quantities:
