@@ -312,3 +312,26 @@ def test_deep_sleep_node_wakes_samples_publishes_and_sleeps(mosquitto, collector
     assert collector.seqs("n1") == [1, 2, 3]
     # It said goodbye before sleeping: a retained offline, not a will after a timeout.
     collector.wait(lambda: collector.status["n1"][-1]["state"] == "offline", 10, "offline status")
+
+
+def test_an_idle_node_answers_a_command_when_it_arrives(mosquitto, collector, runner):
+    # Nothing is due for a long time: a reading an hour away, a ping every 5 minutes. A node
+    # that napped or woke only for its pings would answer after minutes; one that waits in
+    # poll on its socket answers as the command arrives (the deadline here is generous).
+    node = runner("n1")
+    cfg = node_config("n1", mosquitto, interval_s=3600)
+    cfg["mqtt"]["keepalive_s"] = 600
+    node.write_config(cfg)
+    node.start()
+    collector.wait(lambda: collector.seqs("n1"), 30, "the first reading")
+    time.sleep(1)  # the boot pass is over: the node is idle now
+    for i in range(3):
+        cid = "idle-%d" % i
+        collector.publish("streetnode/n1/cmd", json.dumps({"id": cid, "cmd": "health"}).encode(), qos=1)
+
+        def answered():
+            return any(r.get("id") == cid and r.get("ok") for r in collector.results.get("n1", []))
+
+        collector.wait(answered, 60, "the result of command %s" % cid)
+    assert node.alive()
+    assert collector.seqs("n1") == [1]  # still idle: no reading was due
