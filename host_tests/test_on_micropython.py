@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from host_tests import micropython
+from streetnode.common import mpy
 
 DEVICE_TESTS = Path(__file__).with_name("device")
 
@@ -24,7 +24,7 @@ def _collect():
 
 @functools.lru_cache(maxsize=None)
 def _results(module):
-    proc = micropython.run(["host_tests/mprun.py", module])
+    proc = mpy.run(["host_tests/mprun.py", module], capture=True, timeout=600)
     results = {}
     for line in proc.stdout.splitlines():
         if line.startswith("@@RESULT "):
