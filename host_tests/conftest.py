@@ -5,6 +5,9 @@ import pytest
 from streetnode.common import broker as _broker
 from streetnode.common import deps as _deps
 
+# Shared device checks outside a test_*.py file: pytest explains their failed asserts too.
+pytest.register_assert_rewrite("host_tests.device.pm_uart_checks")
+
 
 @pytest.fixture(scope="session")
 def device_lib():
