@@ -56,6 +56,44 @@ def setup(chip, mode=None, power=False, noise=False, warm=True, env=None, chip_o
     return sensor, model, uart, env, clk, pin
 
 
+def parse(parser_class, pm2_5_of, stream, chunk, **attributes):
+    """Feed stream in pieces of chunk bytes to a parser_class (the driver's frame parser,
+    with the given attributes set) that notes pm2_5_of(window, length) of every frame it
+    accepts (None: not a data frame); returns (the parser, the values noted)."""
+
+    class Recorder(parser_class):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def accept(self, win, length):
+            super().accept(win, length)
+            v = pm2_5_of(win, length)
+            if v is not None:
+                self.seen.append(v)
+
+    p = Recorder()
+    for name in attributes:
+        setattr(p, name, attributes[name])
+    buf = bytearray(stream)
+    for start in range(0, len(buf), chunk):
+        part = buf[start : start + chunk]
+        p.feed(part, len(part))
+    return p, p.seen
+
+
+def the_air_or_a_clear_error(sensor, clk, reading, why=None):
+    """One read(): exactly the reading, or OSError EAGAIN/ETIMEDOUT (then the warm-up of
+    its recovery is waited out); never a wrong number. why goes into a failure's text."""
+    try:
+        v = sensor.read()
+    except OSError as e:
+        assert e.args[0] in (EAGAIN, ETIMEDOUT), (e, why)
+        clk.sleep_ms(sensor.warmup_left_ms())
+    else:
+        assert v == reading, (v, why)
+
+
 def _plausible(chip, v):
     for key in chip.noisy:
         low, high = chip.noisy[key]
@@ -161,13 +199,7 @@ def flipped_bits_on_the_line_never_give_a_wrong_number(chip):
     sensor, model, uart, env, clk, pin = setup(chip, stale_s=None)
     for i in range(20):
         model.faults.corrupt(1, "flip" if i % 2 else "ones")
-        try:
-            v = sensor.read()
-        except OSError as e:
-            assert e.args[0] in (EAGAIN, ETIMEDOUT), e
-            clk.sleep_ms(sensor.warmup_left_ms())
-        else:
-            assert v == chip.reading, v
+        the_air_or_a_clear_error(sensor, clk, chip.reading)
     assert sensor.noise_bytes > 0
 
 

@@ -29,26 +29,12 @@ def _frame(pm1, pm25, pm10):
     return encode_data(words_for(pm1, pm25, pm10))
 
 
-class _Recorder(fr.Parser):
-    """The driver's parser, noting the PM2.5 of every frame it accepts."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def accept(self, win, length):
-        super().accept(win, length)
-        if length == fr.DATA_FRAME:
-            self.seen.append(fr.word(win, fr.PM2_5_ATM))
+def _pm2_5(win, length):
+    return fr.word(win, fr.PM2_5_ATM) if length == fr.DATA_FRAME else None
 
 
 def _parse(stream, chunk=7):
-    p = _Recorder()
-    buf = bytearray(stream)
-    for start in range(0, len(buf), chunk):
-        part = buf[start : start + chunk]
-        p.feed(part, len(part))
-    return p, p.seen
+    return pm_uart_checks.parse(fr.Parser, _pm2_5, stream, chunk)
 
 
 PMS = pm_uart_checks.Chip(

@@ -26,25 +26,12 @@ SLEEP_REPLY = _hex("AA C5 06 01 00 00 A1 60 08 AB")
 DATA_EXAMPLE = _hex("AA C0 D4 04 3A 0A A1 60 1D AB")  # PM2.5 123.6, PM10 261.8
 
 
-class _Recorder(fr.Parser):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def accept(self, win, length):
-        super().accept(win, length)
-        if win[1] == fr.DATA:
-            self.seen.append(fr.pm_tenths(win)[0])
+def _pm2_5_tenths(win, length):
+    return fr.pm_tenths(win)[0] if win[1] == fr.DATA else None
 
 
 def _parse(stream, chunk=3, device_id=None):
-    p = _Recorder()
-    p.device_id = device_id
-    buf = bytearray(stream)
-    for start in range(0, len(buf), chunk):
-        part = buf[start : start + chunk]
-        p.feed(part, len(part))
-    return p, p.seen
+    return pm_uart_checks.parse(fr.Parser, _pm2_5_tenths, stream, chunk, device_id=device_id)
 
 
 def _data(pm25_tenths, pm10_tenths, device_id=0xA160):
