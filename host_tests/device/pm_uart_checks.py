@@ -18,14 +18,15 @@ class Chip:
     name: as in its error messages; driver, model: the driver class and the simulator's
     model class; polled_mode: the driver's mode in which it asks for every frame, and
     polled(model): whether the model is in that mode; request: the bytes of that ask;
-    frame_len: the bytes of a data frame; air: the Environment values of the default air
+    frame_len: the bytes of a data frame; active_interval_ms: the time between
+    frames in active mode (clean air); air: the Environment values of the default air
     and reading: what read() gives for it; noisy: (low, high) per value with the model's
     noise on; garbage_bytes: noise the fault test injects; boot_ms: the wait after a power
     cycle before the driver is asked again; answers: command byte -> the frame a canned
     UART answers with (the data frame for a read)."""
 
-    def __init__(self, name, driver, model, polled_mode, polled, request, frame_len, air, reading, noisy,
-                 garbage_bytes, boot_ms, answers):
+    def __init__(self, name, driver, model, polled_mode, polled, request, frame_len, active_interval_ms, air,
+                 reading, noisy, garbage_bytes, boot_ms, answers):
         self.name = name
         self.driver = driver
         self.model = model
@@ -33,6 +34,7 @@ class Chip:
         self.polled = polled
         self.request = request
         self.frame_len = frame_len
+        self.active_interval_ms = active_interval_ms
         self.air = air
         self.reading = reading
         self.noisy = noisy
@@ -122,6 +124,19 @@ def active_mode_returns_a_fresh_frame_not_what_piled_up(chip):
     clk.sleep_ms(60000)  # the UART buffer filled up with old frames meanwhile
     assert uart.overruns > 0
     assert sensor.read()["pm2_5"] == 40
+
+
+def active_mode_sends_a_frame_every_interval(chip):
+    sensor, model, uart, env, clk, pin = setup(chip, mode="active")
+    uart.read()
+    sent = model.frames_sent
+    got = 0
+    for _ in range(2):  # two halves: ten PMS5003 frames overflow the 256-byte UART buffer
+        clk.sleep_ms(5 * chip.active_interval_ms)
+        got += len(uart.read())
+    assert got == 10 * chip.frame_len and model.frames_sent - sent == 10
+    t = model.recent
+    assert [b - a for a, b in zip(t[-6:], t[-5:])] == [chip.active_interval_ms] * 5
 
 
 # -- warm-up and sleep ----------------------------------------------------------------------
@@ -301,6 +316,7 @@ def measure_allocates_no_heap_memory(chip):
 CHECKS = (
     polled_read_is_two_transactions_and_the_contract_dict,
     active_mode_returns_a_fresh_frame_not_what_piled_up,
+    active_mode_sends_a_frame_every_interval,
     readings_during_warm_up_do_not_count,
     the_model_reads_low_while_its_fan_spins_up,
     sleep_stops_frames_and_wake_restarts_the_warm_up,
