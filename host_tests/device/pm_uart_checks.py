@@ -5,7 +5,7 @@
 # test module: the MicroPython runner (host_tests/mprun.py) collects module functions
 # only, no classes or fixtures. Runs on CPython and inside MicroPython.
 
-from errno import EAGAIN, ENODEV, ETIMEDOUT
+from errno import EAGAIN, EINVAL, ENODEV, ETIMEDOUT
 
 from hal.sim.bus import SimPin, SimUART
 from hal.sim.environment import Environment
@@ -178,6 +178,17 @@ def sleep_stops_frames_and_wake_restarts_the_warm_up(chip):
 # -- faults: a clear error, never a wrong number ------------------------------------------
 
 
+def base_options_are_validated_with_the_bad_value_named(chip):
+    sensor, model, uart, env, clk, pin = setup(chip)
+    e = raises(ValueError, chip.driver, uart, chip.polled_mode, power_pin=5)
+    assert "5" in message(e)
+    raises(ValueError, chip.driver, uart, chip.polled_mode, power_active=2)
+    raises(ValueError, chip.driver, uart, chip.polled_mode, warmup_s=-1)
+    raises(ValueError, chip.driver, uart, chip.polled_mode, stale_s=0)
+    e = raises(EINVAL, sensor.power_cycle)
+    assert "power switch" in message(e)
+
+
 def absent_sensor_is_no_device(chip):
     virtual_clock()
     model = chip.model(Environment())
@@ -320,6 +331,7 @@ CHECKS = (
     readings_during_warm_up_do_not_count,
     the_model_reads_low_while_its_fan_spins_up,
     sleep_stops_frames_and_wake_restarts_the_warm_up,
+    base_options_are_validated_with_the_bad_value_named,
     absent_sensor_is_no_device,
     garbage_dropped_bytes_and_bad_checksums_never_give_a_wrong_number,
     a_damaged_answer_in_polled_mode_is_asked_again,

@@ -2,7 +2,7 @@
 # (host_tests/test_on_micropython.py). What it shares with the SDS011 through their base
 # (drivers/pm_uart.py) is checked by host_tests/device/pm_uart_checks.py, registered below.
 
-from errno import EAGAIN, EINVAL, ETIMEDOUT
+from errno import EAGAIN, ETIMEDOUT
 
 from drivers.pm_uart import BAD, SKIP
 from drivers.pms5003 import PMS5003
@@ -214,17 +214,11 @@ def test_set_pin_low_sleeps_the_model():
 # -- faults: a clear error, never a wrong number ------------------------------------------
 
 
-def test_options_are_validated_with_the_bad_value_named():
+def test_mode_is_validated_with_the_bad_value_named():
     sensor, chip, uart, env, clk, pin = _setup()
     e = raises(ValueError, PMS5003, uart, "turbo")
     assert "turbo" in message(e)
-    e = raises(ValueError, PMS5003, uart, "passive", 5)
-    assert "5" in message(e)
-    raises(ValueError, PMS5003, uart, "passive", None, 2)
-    raises(ValueError, PMS5003, uart, "passive", None, 1, -1)
-    raises(ValueError, PMS5003, uart, "passive", None, 1, 30, 0)
-    e = raises(EINVAL, sensor.power_cycle)
-    assert "power switch" in message(e)
+    # the options of the base (power pin, warm-up, ...): pm_uart_checks
 
 
 def test_hang_with_a_dead_switch_keeps_failing_clearly():
