@@ -304,12 +304,12 @@ def test_deep_sleep_node_wakes_samples_publishes_and_sleeps(persistent_mosquitto
     collector.wait(lambda: collector.status["n1"][-1]["state"] == "offline", 10, "offline status")
 
 
-def test_an_idle_node_answers_a_command_when_it_arrives(mosquitto, collector, runner):
+def test_an_idle_node_answers_a_command_when_it_arrives(persistent_mosquitto, collector, runner):
     # Nothing is due for a long time: a reading an hour away, a ping every 5 minutes. A node
     # that napped or woke only for its pings would answer after minutes; one that waits in
     # poll on its socket answers as the command arrives (the deadline here is generous).
     node = runner("n1")
-    cfg = node_config("n1", mosquitto, interval_s=3600)
+    cfg = node_config("n1", persistent_mosquitto, interval_s=3600)
     cfg["mqtt"]["keepalive_s"] = 600
     node.write_config(cfg)
     node.start()
