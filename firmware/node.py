@@ -21,7 +21,7 @@ from firmware.sensors import Sensors
 from hal import clock
 
 _DRAIN_BUDGET_MS = 250  # backlog publishing per loop pass, so sampling keeps its schedule
-_WINDOW = 8  # backlog records in flight at once (QoS 1, matched to seqs by packet id)
+_WINDOW = 16  # backlog records in flight at once (QoS 1, matched to seqs by packet id)
 _DRAIN_BATCH = 4  # records read from flash at a time: their payloads are in RAM together
 # The outbox persists its ack position every this many acks (and whenever a segment of
 # 50 records goes): a state file write costs 1-3 ms here, 8 acks apart it was most of the
