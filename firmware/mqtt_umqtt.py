@@ -18,10 +18,14 @@ except ImportError:  # CPython
         return x
 
 
-try:
-    from errno import ECONNABORTED, ECONNREFUSED, ECONNRESET, EIO, ENOTCONN, ETIMEDOUT
-except ImportError:  # a port without errno names: Linux/lwIP numbers
-    EIO, ECONNABORTED, ECONNREFUSED, ECONNRESET, ENOTCONN, ETIMEDOUT = 5, 103, 111, 104, 107, 110
+# errno values as constants (underscored: no module globals, no RAM on a board); MicroPython uses these
+# Linux numbers on every port, lwIP's included.
+_EIO = const(5)
+_ECONNABORTED = const(103)
+_ECONNRESET = const(104)
+_ENOTCONN = const(107)
+_ETIMEDOUT = const(110)
+_ECONNREFUSED = const(111)
 
 _CHECK_ROUNDS = const(8)  # packets read per check() at most, so poll() stays short
 _MAX_READ = const(4096)  # the longest topic or payload we accept from the broker
@@ -57,11 +61,11 @@ class _Sock:
             try:
                 self._s = ctx.wrap_socket(self._raw, server_hostname=self._be.server_hostname)
             except ValueError as e:  # MicroPython's verdict on the broker's certificate
-                raise OSError(ECONNABORTED, "TLS: broker certificate rejected: %s" % str(e).strip())
+                raise OSError(_ECONNABORTED, "TLS: broker certificate rejected: %s" % str(e).strip())
 
     def _due(self):
         if clock.ticks_diff(self._be.deadline, clock.ticks_ms()) <= 0:
-            raise OSError(ETIMEDOUT, "MQTT call took longer than its timeout")
+            raise OSError(_ETIMEDOUT, "MQTT call took longer than its timeout")
 
     def read(self, n):
         self._due()
@@ -69,12 +73,12 @@ class _Sock:
             # Nothing a node is sent is this long (a command is at most 2 KB): a hostile or
             # broken packet. Reading it would exhaust the heap; leave the connection instead
             # (with a clean session the broker forgets the packet).
-            raise OSError(EIO, "incoming packet part of %d bytes is over the %d-byte limit" % (n, _MAX_READ))
+            raise OSError(_EIO, "incoming packet part of %d bytes is over the %d-byte limit" % (n, _MAX_READ))
         d = self._s.read(n)
         if d is None:  # non-blocking and nothing there (umqtt's check_msg)
             return None
         if len(d) < n:
-            raise OSError(ECONNRESET, "broker closed the connection")
+            raise OSError(_ECONNRESET, "broker closed the connection")
         self._be.rx += 1
         return d
 
@@ -86,7 +90,7 @@ class _Sock:
         else:
             done = self._s.write(buf, n)
         if done is None or done < n:
-            raise OSError(ETIMEDOUT, "broker did not take our bytes in time")
+            raise OSError(_ETIMEDOUT, "broker did not take our bytes in time")
         return done
 
     def setblocking(self, flag):
@@ -174,9 +178,9 @@ class UmqttBackend:
         try:
             c.connect(clean)
         except _umqtt.MQTTException as e:
-            raise OSError(ECONNREFUSED, "broker refused the connection, CONNACK code %s" % e.args[0])
+            raise OSError(_ECONNREFUSED, "broker refused the connection, CONNACK code %s" % e.args[0])
         except (AssertionError, IndexError) as e:
-            raise OSError(EIO, "not an MQTT broker's answer: %r" % (e,))
+            raise OSError(_EIO, "not an MQTT broker's answer: %r" % (e,))
         finally:
             _umqtt.socket = real
         self._quiet = False
@@ -187,7 +191,7 @@ class UmqttBackend:
     def _client(self):
         c = self._c
         if c is None:
-            raise OSError(ENOTCONN, "not connected")
+            raise OSError(_ENOTCONN, "not connected")
         if c.pid >= _PID_MAX:  # umqtt 1.3.4 never wraps its packet id: do it for it
             c.pid = 0
         return c
@@ -204,7 +208,7 @@ class UmqttBackend:
             while self._awaited:  # blocking reads, each bounded by the timeout and deadline
                 self._packet(c.wait_msg())
         except (AssertionError, IndexError, _umqtt.MQTTException) as e:
-            raise OSError(EIO, "bad answer to PUBLISH: %r" % (e,))
+            raise OSError(_EIO, "bad answer to PUBLISH: %r" % (e,))
         finally:
             self._awaited = 0
 
@@ -246,10 +250,10 @@ class UmqttBackend:
         if op is None:
             return
         if op != 0x40:
-            raise OSError(EIO, "unexpected packet 0x%02x from the broker" % op)
+            raise OSError(_EIO, "unexpected packet 0x%02x from the broker" % op)
         d = self._c.sock.read(3)
         if d[0] != 2:
-            raise OSError(EIO, "bad PUBACK from the broker")
+            raise OSError(_EIO, "bad PUBACK from the broker")
         pid = d[1] << 8 | d[2]
         if pid == self._awaited:
             self._awaited = 0
@@ -260,7 +264,7 @@ class UmqttBackend:
         try:
             self._client().subscribe(topic, qos)
         except (AssertionError, IndexError, _umqtt.MQTTException) as e:
-            raise OSError(EIO, "broker refused SUBSCRIBE to %s: %r" % (topic, e))
+            raise OSError(_EIO, "broker refused SUBSCRIBE to %s: %r" % (topic, e))
 
     def check(self):
         c = self._client()
@@ -272,9 +276,9 @@ class UmqttBackend:
             try:
                 self._packet(c.check_msg())
             except (AssertionError, IndexError) as e:
-                raise OSError(EIO, "bad packet from the broker: %r" % (e,))
+                raise OSError(_EIO, "bad packet from the broker: %r" % (e,))
             except MemoryError:  # the stream is desynchronised now: start a new session
-                raise OSError(EIO, "no memory for a packet from the broker")
+                raise OSError(_EIO, "no memory for a packet from the broker")
             if self.rx == before:  # nothing was waiting
                 self._quiet = True
                 return
