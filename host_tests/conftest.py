@@ -4,6 +4,7 @@ import pytest
 
 from streetnode.common import broker as _broker
 from streetnode.common import deps as _deps
+from streetnode.common.errors import Failure
 
 
 @pytest.fixture(scope="session")
@@ -11,7 +12,7 @@ def device_lib():
     """build/deps/lib: the pinned umqtt.simple (fetched once, then offline) and our bridges."""
     try:
         return _deps.device_lib()
-    except _deps.DependencyError as e:
+    except Failure as e:
         pytest.fail("cannot provide the device lib: %s" % e)
 
 

@@ -3,7 +3,7 @@ the pinned release) and on CPython (paho-mqtt): the same test for both backends.
 
 The link runs in its own process (host_tests/mqtt_agent.py), driven line by line, so that
 the test can SIGKILL it, stop and restart the broker under it, or freeze the broker
-(SIGSTOP) to play a dead one. An observer (paho, in this process) sees what the broker
+(SIGSTOP) to play a dead one. An observer (the host tools' client, streetnode.common.mqtt, in this process) sees what the broker
 delivers. Every wait is bounded; nothing here asserts on durations.
 """
 
@@ -20,11 +20,11 @@ import uuid
 from types import SimpleNamespace
 from pathlib import Path
 
-import paho.mqtt.client as paho
 import pytest
 
 from firmware import mqtt
 from host_tests import micropython
+from streetnode.common import mqtt as host_mqtt
 from streetnode.common.broker import Broker, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,20 +110,15 @@ class Agent:
 
 
 class Observer:
-    """A paho client in the test process that records everything under `streetnode/#`."""
+    """The host tools' MQTT client in the test process, recording everything under `streetnode/#`
+    (subscribed, SUBACK in, before it returns)."""
 
     def __init__(self, broker, topic="streetnode/#"):
         self.msgs = queue.Queue()
         self.seen = []
-        subscribed = threading.Event()
-        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="observer-" + uuid.uuid4().hex[:8])
-        c.on_message = lambda c_, u, m: self.msgs.put((m.topic, m.payload, m.retain))
-        c.on_connect = lambda c_, u, f, rc, p: c_.subscribe(topic, 1)
-        c.on_subscribe = lambda *a: subscribed.set()
-        c.connect(broker.host, broker.port, 30)
-        c.loop_start()
-        self.client = c
-        assert subscribed.wait(10), "observer could not subscribe"
+        self.client = host_mqtt.connect(host_mqtt.BrokerOptions(broker.host, broker.port), "observer-" + uuid.uuid4().hex[:8],
+                                        on_message=lambda c_, u, m: self.msgs.put((m.topic, m.payload, m.retain)),
+                                        subscribe=[topic])  # fmt: skip
 
     def wait_for(self, topic, pred=lambda p: True, timeout=10):
         deadline = time.monotonic() + timeout
