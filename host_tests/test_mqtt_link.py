@@ -3,8 +3,8 @@ the pinned release) and on CPython (paho-mqtt): the same test for both backends.
 
 The link runs in its own process (host_tests/mqtt_agent.py), driven line by line, so that
 the test can SIGKILL it, stop and restart the broker under it, or freeze the broker
-(SIGSTOP) to play a dead one. An observer (the host tools' client, streetnode.common.mqtt, in this process) sees what the broker
-delivers. Every wait is bounded; nothing here asserts on durations.
+(SIGSTOP) to play a dead one. An observer in this process (the host tools' client,
+streetnode.common.mqtt) sees what the broker delivers. Every wait is bounded; nothing here asserts on durations.
 """
 
 import json
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from firmware import mqtt
-from host_tests import micropython
+from host_tests import micropython, pki
 from streetnode.common import mqtt as host_mqtt
 from streetnode.common.broker import Broker, free_port
 
@@ -370,62 +370,10 @@ def test_umqtt_packet_id_wraps_around(mosquitto, device_lib, agents):
 # -- TLS ----------------------------------------------------------------------------------------
 
 
-def _make_pki(d):
-    """A CA and a server certificate for `localhost` / 127.0.0.1 (cryptography), in PEM for
-    mosquitto and the CA in DER for the node."""
-    x509 = pytest.importorskip("cryptography.x509")
-    import datetime
-    import ipaddress
-
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def cert(subject, issuer, key, sign_key, ca, sans=None):
-        b = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if sans:
-            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return b.sign(sign_key, hashes.SHA256())
-
-    out = {}
-    for name in ("ca", "other-ca"):
-        key = ec.generate_private_key(ec.SECP256R1())
-        out[name] = (key, cert("streetnode test " + name, "streetnode test " + name, key, key, True))
-    ca_key, ca_cert = out["ca"]
-    srv_key = ec.generate_private_key(ec.SECP256R1())
-    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    srv_cert = cert("localhost", "streetnode test ca", srv_key, ca_key, False, sans)
-    pem = serialization.Encoding.PEM
-    (d / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
-    (d / "server.pem").write_bytes(srv_cert.public_bytes(pem))
-    (d / "server.key").write_bytes(
-        srv_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    der = serialization.Encoding.DER
-    return ca_cert.public_bytes(der), out["other-ca"][1].public_bytes(der)
-
-
 @pytest.fixture
 def tls_broker(tmp_path):
-    from streetnode.common.broker import find_mosquitto
-
-    if not find_mosquitto():
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
-    ca_der, other_der = _make_pki(tmp_path)
-    tls = {"cafile": tmp_path / "ca.pem", "certfile": tmp_path / "server.pem", "keyfile": tmp_path / "server.key"}
-    with Broker("mosquitto", tls=tls) as b:
-        yield b, ca_der, other_der
+    with pki.tls_broker(tmp_path) as found:
+        yield found
 
 
 @pytest.mark.parametrize("interp", INTERPRETERS)

@@ -201,7 +201,7 @@ def connect(opts, client_id=None, timeout=10.0, on_connect=None, on_message=None
 
     def _on_connect(c, userdata, flags, rc, props=None):
         if rc.is_failure:
-            state["refused"] = str(rc)
+            state["refused"] = "refused the connection: %s" % rc
             done.set()
             return
         state["pending"] = {c.subscribe(t, qos=qos)[1] for t in subscribe}
@@ -212,13 +212,21 @@ def connect(opts, client_id=None, timeout=10.0, on_connect=None, on_message=None
 
     def _on_subscribe(c, userdata, mid, reason_codes, props=None):
         if any(getattr(r, "is_failure", False) for r in reason_codes) and not done.is_set():
-            state["refused"] = "no subscription to %s (the broker's ACL?)" % ", ".join(subscribe)
+            state["refused"] = "refused a subscription to %s (its ACL?)" % ", ".join(subscribe)
         state["pending"].discard(mid)
         if not state["pending"]:
             done.set()
 
+    def _on_disconnect(c, userdata, flags, rc, props=None):
+        if not done.is_set():  # before the CONNACK: e.g. plain MQTT to a TLS listener
+            state["refused"] = "closed the connection before answering (%s)" % (
+                "is HOST:PORT its TLS listener?" if opts.tls else "does it want TLS: --tls, --ca?")
+            done.set()
+
     client.on_connect = _on_connect
     client.on_subscribe = _on_subscribe
+    if wait:
+        client.on_disconnect = _on_disconnect
     if on_message:
         client.on_message = on_message
     if not wait:
@@ -229,7 +237,8 @@ def connect(opts, client_id=None, timeout=10.0, on_connect=None, on_message=None
         client.connect(opts.host, opts.port, keepalive=keepalive)
     except ssl.SSLError as e:
         if isinstance(e, ssl.SSLCertVerificationError):
-            why = "%s (is the CA the one that signed its certificate, and HOST its name?)" % e.verify_message
+            why = "certificate verify failed: %s (is the CA the one that signed its certificate, and HOST its name?)" % (
+                e.verify_message)
         else:
             why = e.reason or e  # e.g. WRONG_VERSION_NUMBER: no TLS on that port
         raise BrokerError("TLS with the broker %s failed: %s" % (opts.address, why))
@@ -241,7 +250,7 @@ def connect(opts, client_id=None, timeout=10.0, on_connect=None, on_message=None
         raise BrokerError("no answer from the broker %s within %.0f s" % (opts.address, timeout))
     if state["refused"] is not None:
         close(client)
-        raise BrokerError("the broker %s refused the connection: %s" % (opts.address, state["refused"]))
+        raise BrokerError("the broker %s %s" % (opts.address, state["refused"]))
     return client
 
 

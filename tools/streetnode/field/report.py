@@ -201,8 +201,7 @@ def write(summary, out_dir, plots=True):
     return pngs
 
 
-def _listen(args, out_dir):
-    opts = mqtt.BrokerOptions.from_args(args)
+def _listen(args, opts, out_dir):
     prefix = args.prefix.rstrip("/")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "capture.jsonl")
@@ -226,11 +225,12 @@ def main(args, out=None):
         raise ValueError("give either --capture FILE or --broker HOST:PORT with --duration")
     if args.broker and not args.duration:
         raise ValueError("--broker needs --duration S (how long to listen)")
+    opts = mqtt.BrokerOptions.from_args(args, required=False)
     since = parse_time(args.since) if args.since else None
     until = parse_time(args.until) if args.until else None
     if since is not None and until is not None and since > until:
         raise ValueError("--since is after --until")
-    path = args.capture or _listen(args, args.out)
+    path = args.capture or _listen(args, opts, args.out)
     messages = load(path, since, until)
     summary = summarise(messages, args.prefix.rstrip("/"))
     if not summary["nodes"]:
