@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from streetnode.common import deps
-from streetnode.common.errors import Failure
+from streetnode.common.errors import Failure, script
 from streetnode.common.paths import REPO
 
 PACKAGES = ("firmware", "drivers", "hal")
@@ -87,8 +87,4 @@ def compile_tree(dest=None, lib=None, opt=None):
 
 
 if __name__ == "__main__":
-    try:
-        print(compile_tree())
-    except Failure as e:
-        print("streetnode build: error: %s" % e, file=sys.stderr)
-        sys.exit(1)
+    script("build", compile_tree)

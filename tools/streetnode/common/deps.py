@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from streetnode.common.errors import Failure
+from streetnode.common.errors import Failure, script
 from streetnode.common.paths import REPO
 
 
@@ -188,8 +188,4 @@ def micropypath(extra=()):
 
 
 if __name__ == "__main__":
-    try:
-        print(device_lib())
-    except Failure as e:
-        print("streetnode deps: error: %s" % e, file=sys.stderr)
-        sys.exit(1)
+    script("deps", device_lib)

@@ -42,6 +42,18 @@ def one_line(text):
     return str(text).strip() or "failed"
 
 
+def script(name, func):
+    """A `python -m streetnode.common.NAME` entry point: prints what func() returns, or a
+    Failure as one line, and exits with its code."""
+    import sys
+
+    try:
+        print(func())
+    except Failure as e:
+        print("streetnode %s: error: %s" % (name, one_line(e)), file=sys.stderr)
+        sys.exit(e.code)
+
+
 def command_name(args):
     """'deploy', or 'gateway run' for a command with actions (their dest: <command>_command)."""
     name = getattr(args, "command", None) or "?"

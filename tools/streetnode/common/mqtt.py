@@ -82,12 +82,9 @@ class BrokerOptions:
         self.host = host
         self.tls = bool(tls or ca or cert or ca_data)
         self.port = port or (DEFAULT_TLS_PORT if self.tls else DEFAULT_PORT)
-        self.ca = ca
-        self.ca_data = ca_data
-        self.cert = cert
-        self.key = key
-        self.user = user
-        self.password = password
+        self.ca, self.ca_data = ca, ca_data
+        self.cert, self.key = cert, key  # a client certificate and its key go together
+        self.user, self.password = user, password
 
     @classmethod
     def from_args(cls, args, required=True, defaults=None):
