@@ -82,7 +82,7 @@ def deploy(args):
         board = Board(args.port, connect_timeout=args.connect_timeout).open()
         try:
             board.raw_repl()
-            survey = board.survey([name for name, _ in data_files])
+            survey = board.survey([DATA + "/" + name for name, _ in data_files])
             plan = Plan(survey, manifest, bundle_dir, data_files)
             if plan.nothing_to_do:
                 print("%s already runs streetnode %s (%s) from slot %s with this config: nothing copied"

@@ -87,9 +87,10 @@ class Board:
         except (TransportError, OSError) as e:
             raise Failure("lost the board while writing %s: %s" % (path, e))
 
-    def survey(self, data_names=(), data_dir="data"):
-        # Only the data files deploy installs are hashed: the outbox may be large.
-        out = self.exec(board_code.SURVEY % [data_dir + "/" + n for n in data_names])
+    def survey(self, extra=()):
+        """Both slots, the loaders and the `extra` files hashed, the pointer, the free flash.
+        (Only the data files deploy installs are among `extra`: the outbox may be large.)"""
+        out = self.exec(board_code.SURVEY % list(extra))
         try:
             return json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):
