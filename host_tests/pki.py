@@ -12,7 +12,7 @@ from streetnode.common.broker import Broker, find_mosquitto
 
 def make_pki(d, ip="127.0.0.1"):
     """Into directory `d`: ca.pem, ca.der, server.pem, server.key (the server certificate for
-    `localhost` and `ip`). Returns (CA in DER, the other CA in DER)."""
+    `localhost` and `ip`), client.pem, client.key (a client certificate). Returns (CA in DER, the other CA in DER)."""
     x509 = pytest.importorskip("cryptography.x509")
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -48,15 +48,19 @@ def make_pki(d, ip="127.0.0.1"):
     (d / "ca.der").write_bytes(ca_cert.public_bytes(der))
     (d / "server.pem").write_bytes(srv_cert.public_bytes(pem))
     (d / "server.key").write_bytes(srv_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    cli_key = ec.generate_private_key(ec.SECP256R1())  # a client certificate, for brokers that want one
+    (d / "client.pem").write_bytes(cert("streetnode crew", "streetnode test ca", cli_key, ca_key, False).public_bytes(pem))
+    (d / "client.key").write_bytes(cli_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return ca_cert.public_bytes(der), out["other-ca"][1].public_bytes(der)
 
 
 @contextlib.contextmanager
-def tls_broker(d, host="127.0.0.1", port=None, **kwargs):
+def tls_broker(d, host="127.0.0.1", port=None, require_certificate=False, **kwargs):
     """A TLS-only mosquitto with make_pki's certificates in `d`: yields (broker, CA DER, other CA DER)."""
     if not find_mosquitto():
         pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
     ca_der, other_der = make_pki(d, host)
-    tls = {"cafile": d / "ca.pem", "certfile": d / "server.pem", "keyfile": d / "server.key"}
+    tls = {"cafile": d / "ca.pem", "certfile": d / "server.pem", "keyfile": d / "server.key",
+           "require_certificate": require_certificate}
     with Broker("mosquitto", host=host, port=port, tls=tls, **kwargs) as b:
         yield b, ca_der, other_der

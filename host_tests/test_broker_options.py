@@ -185,3 +185,18 @@ def test_sim_waits_for_a_broker_that_comes_up_later():
     m = re.search(r"received (\d+) readings from 1 node\(s\), (\d+) missing", out)
     assert proc.returncode == 0 and m, out
     assert int(m.group(1)) >= 3 and m.group(2) == "0", out
+
+
+def test_a_broker_that_wants_a_client_certificate(tmp_path, capsys):
+    with pki.tls_broker(tmp_path, require_certificate=True) as (b, _ca, _other):
+        at = ["monitor", "--broker", b.address, "--ca", str(tmp_path / "ca.pem"), "--once", "--settle", "0.5"]
+        code = cli.main(at + ["--cert", str(tmp_path / "client.pem"), "--key", str(tmp_path / "client.key")])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        code = cli.main(at)  # no certificate: the broker ends the handshake
+        err = capsys.readouterr().err
+        assert code == 1 and err.startswith("streetnode monitor: error: ") and b.address in err, err
+        assert "client certificate" in err, err
+        code = cli.main(at + ["--cert", str(tmp_path / "client.key"), "--key", str(tmp_path / "client.pem")])
+        err = capsys.readouterr().err
+        assert code == 1 and "cannot load the client certificate" in err, err

@@ -56,7 +56,7 @@ class Broker:
 
     kind: "mosquitto", "amqtt" or None (mosquitto when installed, else amqtt).
     tls: None, or {"cafile", "certfile", "keyfile"} (PEM paths) for a TLS-only listener
-    (mosquitto only).
+    (mosquitto only); with "require_certificate": True a client needs a certificate the CA signed.
     """
 
     def __init__(self, kind=None, host="127.0.0.1", port=None, tls=None, start_timeout=15.0, persistence=False,
@@ -130,6 +130,8 @@ class Broker:
                 "certfile %s" % self.tls["certfile"],
                 "keyfile %s" % self.tls["keyfile"],
             ]
+            if self.tls.get("require_certificate"):
+                lines.append("require_certificate true")
         path = Path(self._dir) / "mosquitto.conf"
         path.write_text("\n".join(lines) + "\n")
         return [find_mosquitto(), "-c", str(path)]

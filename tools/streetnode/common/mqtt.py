@@ -217,7 +217,9 @@ def connect(opts, client_id=None, timeout=10.0, on_connect=None, on_message=None
     def _on_disconnect(c, userdata, flags, rc, props=None):
         if not done.is_set():  # before the CONNACK: e.g. plain MQTT to a TLS listener
             state["refused"] = "closed the connection before answering (%s)" % (
-                "is HOST:PORT its TLS listener?" if opts.tls else "does it want TLS: --tls, --ca?")
+                "does it want TLS: --tls, --ca?" if not opts.tls
+                else "is the client certificate one it accepts?" if opts.cert
+                else "does it want a client certificate, --cert and --key?")
             done.set()
 
     client.on_connect = _on_connect
@@ -237,7 +239,9 @@ def connect(opts, client_id=None, timeout=10.0, on_connect=None, on_message=None
             why = "certificate verify failed: %s (is the CA the one that signed its certificate, and HOST its name?)" % (
                 e.verify_message)
         else:
-            why = e.reason or e  # e.g. WRONG_VERSION_NUMBER: no TLS on that port
+            why = str(e.reason or e)  # e.g. WRONG_VERSION_NUMBER: no TLS on that port
+            if not opts.cert and "CERTIFICATE" in why.upper():
+                why += " (does it want a client certificate, --cert and --key?)"
         raise BrokerError("TLS with the broker %s failed: %s" % (opts.address, why))
     except OSError as e:
         raise BrokerError("cannot reach the broker %s: %s" % (opts.address, e.strerror or e))
