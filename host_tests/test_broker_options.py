@@ -137,6 +137,7 @@ def test_wrong_broker_options_are_clear_errors(tmp_path, capsys):
     cases = [
         (["monitor", "--broker", "mqtt:port"], "--broker must be HOST:PORT or HOST"),
         (["monitor", "--broker", "mqtt:70000"], "a number from 1 to 65535"),
+        (["monitor", "--broker", "mqtt:"], "--broker must be HOST:PORT or HOST"),
         (["monitor", "--broker", "mqtt", "--cert", "c.pem"], "--cert and --key go together"),
         (["monitor", "--broker", "mqtt", "--password-file", "pw"], "--password-file goes with --user"),
         (["monitor", "--broker", "mqtt", "--user", "u", "--password-file", str(tmp_path / "none")],

@@ -53,7 +53,7 @@ def parse_broker(text, tls=False):
         host, _, port = text.partition(":")
     else:
         host, port = text, ""
-    if not host or any(c in host for c in " /@"):
+    if not host or any(c in host for c in " /@") or text.endswith(":"):
         raise ValueError(_BAD_BROKER % text)
     if port == "":
         return host, DEFAULT_TLS_PORT if tls else DEFAULT_PORT
