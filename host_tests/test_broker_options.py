@@ -13,7 +13,7 @@ import time
 import pytest
 
 from host_tests import pki
-from host_tests.micropython import REPO
+from streetnode.common.paths import REPO
 from streetnode import cli
 from streetnode.common import mqtt
 from streetnode.common.broker import Broker, find_mosquitto, free_port
