@@ -73,7 +73,8 @@ def world(tmp_path_factory, mpy_tree):
         fleet.start()
         port = _broker.free_port()
         proc, url = _serve(b, port, tmp, "--crew-password-file", str(pwfile), "--register", str(tmp / "register.csv"),
-                           "--check-timeout", "25", "--check-readings", "5", "--check-stuck-s", "1")  # fmt: skip
+                           "--check-timeout", "25", "--check-readings", "5", "--check-stuck-s", "1",
+                           "--stuck-s", "5")  # fmt: skip
         try:
             yield {"url": url, "broker": b, "tmp": tmp, "pwfile": pwfile}
         finally:
@@ -107,10 +108,15 @@ def browser():
         d.quit()
 
 
-def _clean(d):
-    """No console error, and no request to anything but this machine's loopback."""
+def _clean(d, refused=()):
+    """No console error, and no request to anything but this machine's loopback. `refused`:
+    the (path, HTTP status) the test provoked (a refusal is an error in Chrome's log)."""
     errors = [e for e in d.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
-    assert not errors, errors
+    expected = ["%s - Failed to load resource: the server responded with a status of %d" % r for r in refused]
+    for e in errors:
+        assert e["source"] == "network" and any(x in e["message"] for x in expected), errors
+    for x in expected:
+        assert any(x in e["message"] for e in errors), (x, errors)
     urls = []
     for e in d.get_log("performance"):
         m = json.loads(e["message"])["message"]
@@ -163,6 +169,12 @@ def test_fleet_page_lists_the_nodes_with_live_values_on_a_phone(world, browser):
     wait_until(lambda: _text(d, "#n-good .vals") not in ("", first), 30, "the good node's values to change")
     assert "Marktplatz 3" in _text(d, "#n-good")
     assert "online" in _text(d, "#n-good .state")
+    # the frozen sensor raises monitor's stuck alert, and the problem node comes first
+    wait_until(lambda: "stuck air" in _text(d, "#n-frozen .alerts"), 60, "the stuck alert on the frozen node")
+    wait_until(lambda: d.find_element("css selector", "#fleet .card").get_attribute("data-id") == "frozen", 10,
+               "the problem node first")  # fmt: skip
+    assert "problem" in d.find_element("id", "n-frozen").get_attribute("class")
+    assert not _text(d, "#n-good .alerts")
     # nothing wider than the phone
     assert d.execute_script("return document.documentElement.scrollWidth") <= 390
     # search by site, as the crew types it
@@ -213,7 +225,7 @@ def test_identify_is_refused_without_the_crew_password_and_shows_the_result_with
     wait_until(lambda: "cmd/result: ok" in _text(d, "#cmd-result"), 30, "the node's cmd/result")
     assert "identify" in _text(d, "#cmd-sent")
     assert '"ok": true' in _text(d, "#cmd pre")
-    _clean(d)
+    _clean(d, refused=[("/node/good/identify", 401), ("/login", 401)])
 
 
 def test_the_check_passes_for_a_healthy_node_and_fails_with_the_reason_for_a_frozen_sensor(world, browser):

@@ -33,8 +33,23 @@ HERE = Path(__file__).parent
 COOKIE = "streetnode_crew"
 PUSH_EVERY_S = 1.0
 PLOT_POINTS = 120  # sent per series with the page: a phone is 360-430 px wide
-HEALTH_KEYS = ("uptime_s", "mem_free", "mem_alloc", "outbox", "dropped", "reconnects", "rssi", "boot_count",
-               "reset_cause", "config_error")  # fmt: skip
+HEALTH = (  # what the health and status say, in the crew's words
+    ("uptime_s", "up for"), ("outbox", "outbox (waiting)"), ("dropped", "records ever dropped"),
+    ("reconnects", "reconnects"), ("rssi", "Wi-Fi signal (dBm)"), ("boot_count", "boot count"),
+    ("reset_cause", "last reset"), ("mem_free", "free heap (bytes)"), ("mem_alloc", "used heap (bytes)"),
+    ("config_error", "config error"),
+)  # fmt: skip
+
+
+def duration(s):
+    s = int(s)
+    if s < 90:
+        return "%d s" % s
+    if s < 5400:
+        return "%d min" % (s // 60)
+    if s < 172800:
+        return "%d h %d min" % (s // 3600, s % 3600 // 60)
+    return "%d days" % (s // 86400)
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
 
@@ -111,16 +126,16 @@ def health_view(n):
     h = n.health or {}
     st = n.status or {}
     rows = []
-    for k in HEALTH_KEYS:
+    for k, label in HEALTH:
         v = h.get(k, st.get(k))
         if v is not None and v != "":
-            rows.append((k, _num(v)))
+            rows.append((label, duration(v) if k == "uptime_s" and isinstance(v, (int, float)) else _num(v)))
     errs = h.get("errors")
     if isinstance(errs, dict) and errs:
-        rows.append(("errors", ", ".join("%s %s" % (k, errs[k]) for k in sorted(errs))))
+        rows.append(("sensor errors", ", ".join("%s %s" % (k, errs[k]) for k in sorted(errs))))
     states = h.get("sensors")
     if isinstance(states, dict) and states:
-        rows.append(("sensors", ", ".join("%s %s" % (k, states[k]) for k in sorted(states))))
+        rows.append(("sensor states", ", ".join("%s %s" % (k, states[k]) for k in sorted(states))))
     return rows
 
 
@@ -355,7 +370,8 @@ def _safe_next(path):
 
 
 class SecurityHeaders:
-    """CSP (nothing but this server: no CDN, no third party), no sniffing, no referrer."""
+    """CSP (nothing but this server: no CDN, no third party), no sniffing, no referrer to
+    other sites (same-origin: with no-referrer at all Chrome sends `Origin: null` on a form POST)."""
 
     def __init__(self, app):
         self.app = app
@@ -368,7 +384,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]  # fmt: skip
+                            (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")]  # fmt: skip
                 if scope["path"].startswith("/static/"):
                     headers.append((b"cache-control", b"public, max-age=3600"))
                 message = dict(message, headers=headers)
@@ -404,6 +420,7 @@ def build(hub, auth, open_reading=True, secure_cookie=False, tick_s=1.0):
         Route("/login", page.login_form, methods=["GET"]),
         Route("/login", page.login, methods=["POST"]),
         Route("/logout", page.logout, methods=["POST"]),
+        Route("/favicon.ico", lambda request: RedirectResponse("/static/icon.svg", 301)),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -86,8 +86,9 @@ def write_hash_file(path, password):
 
 
 class Throttled(Exception):
-    def __init__(self, retry_after):
-        super().__init__("too many wrong passwords: try again in %d s" % max(1, round(retry_after)))
+    def __init__(self, retry_after, busy=False):
+        super().__init__("a password from this address is being checked: try again in a moment" if busy else
+                         "too many wrong passwords: try again in %d s" % max(1, round(retry_after)))  # fmt: skip
         self.retry_after = retry_after
 
 
@@ -130,8 +131,10 @@ class Auth:
             return None
         with self.lock:
             wait = self.delay(address)
-            if wait > 0 or address in self.busy:
-                raise Throttled(wait or FIRST_DELAY_S)
+            if wait > 0:
+                raise Throttled(wait)
+            if address in self.busy:
+                raise Throttled(FIRST_DELAY_S, busy=True)
             self.busy.add(address)
         try:
             ok = self.verify(password, self.stored)

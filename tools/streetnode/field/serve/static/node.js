@@ -9,7 +9,7 @@
     series[k] = series[k].map(function (p) { return [base + p[0], p[1]]; });
   });
   var plots = document.getElementById("plots"), notice = document.getElementById("notice");
-  function fmt(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(1); }
+  function fmt(v, span) { return v.toFixed(span >= 20 ? 0 : span >= 2 ? 1 : 2); }
   function draw() {
     var now = Date.now() / 1000, names = Object.keys(series).sort();
     if (!names.length) { plots.innerHTML = '<p class="muted">No readings yet.</p>'; return; }
@@ -28,14 +28,14 @@
       if (!pts.length) return;
       var lo = Infinity, hi = -Infinity, t0 = pts[0][0], t1 = Math.max(now, t0 + 1);
       pts.forEach(function (p) { lo = Math.min(lo, p[1]); hi = Math.max(hi, p[1]); });
-      var span = hi - lo || Math.max(Math.abs(hi) * 0.01, 0.1);
-      var mid = (hi + lo) / 2;
-      lo = mid - span * 0.6; hi = mid + span * 0.6;
+      var data = hi - lo, span = data || Math.max(Math.abs(hi) * 0.01, 0.1), mid = (hi + lo) / 2;
+      var y0 = mid - span * 0.6, y1 = mid + span * 0.6;
       fig.querySelector("polyline").setAttribute("points", pts.map(function (p) {
-        return ((p[0] - t0) / (t1 - t0) * 300).toFixed(1) + "," + (72 - (p[1] - lo) / (hi - lo) * 72).toFixed(1);
+        return ((p[0] - t0) / (t1 - t0) * 300).toFixed(1) + "," + (72 - (p[1] - y0) / (y1 - y0) * 72).toFixed(1);
       }).join(" "));
       var mins = Math.max(1, Math.round((now - t0) / 60));
-      fig.querySelector(".range").textContent = fmt(mid - span / 2) + " … " + fmt(mid + span / 2) + " · " + mins + " min";
+      fig.querySelector(".range").textContent = (data ? fmt(lo, data) + " … " + fmt(hi, data) : fmt(lo, 0) + " steady") +
+        " · " + mins + " min";
     });
   }
   function ago() {
