@@ -318,6 +318,10 @@ class Page:
         if not self.may_read(request):
             return PlainTextResponse("sign in first", 401)
         node_id = request.path_params["node"]
+        try:  # the page holds the points up to the time it was made: send only newer ones
+            since = float(request.query_params.get("since", ""))
+        except ValueError:
+            since = time.time() - 2
         last_t = {}
         env = self.templates.env
 
@@ -327,7 +331,7 @@ class Page:
                 ctx = self.node_ctx(node_id, now)
                 fresh = {}
                 for k, s in self.hub.series.get(node_id, {}).items():
-                    pts = [p for p in s.points[-50:] if p[0] > last_t.get(k, now - 2)]
+                    pts = [p for p in s.points[-50:] if p[0] > last_t.get(k, since)]
                     if pts:
                         last_t[k] = pts[-1][0]
                         fresh[k] = [[round(t - now, 1), v] for t, v in pts]

@@ -64,7 +64,8 @@
     var b = document.getElementById(id);
     b.addEventListener("click", function () { post(b); });
   });
-  var es = new EventSource("/events/node/" + encodeURIComponent(node));
+  var es = new EventSource("/events/node/" + encodeURIComponent(node) + "?since=" +
+    encodeURIComponent(document.getElementById("head").getAttribute("data-now")));
   es.onmessage = function (ev) {
     var d = JSON.parse(ev.data), now = Date.now() / 1000;
     received = Date.now();
@@ -72,6 +73,7 @@
     Object.keys(d.points).forEach(function (k) {
       var s = series[k] || (series[k] = []);
       d.points[k].forEach(function (p) { s.push([now + p[0], p[1]]); });
+      s.sort(function (a, b) { return a[0] - b[0]; });
     });
     draw();
   };
