@@ -111,8 +111,11 @@ def main(args):
     if not loopback and not args.tls_cert:
         print("warning: the crew password crosses the network in clear: give --tls-cert/--tls-key", file=sys.stderr)
     try:
-        uvicorn.run(a, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=2,
-                    ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)  # fmt: skip
+        server = uvicorn.Server(uvicorn.Config(a, host=host, port=port, log_level="warning", access_log=False,
+                                               timeout_graceful_shutdown=3, ssl_certfile=args.tls_cert,
+                                               ssl_keyfile=args.tls_key))  # fmt: skip
+        a.page.stopping = lambda: server.should_exit
+        server.run()
     finally:
         h.close()
     return 0

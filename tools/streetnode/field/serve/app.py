@@ -20,6 +20,8 @@ from urllib.parse import parse_qs, quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -149,6 +151,7 @@ class Page:
         self.secure_cookie = secure_cookie
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["quote"] = lambda s: quote(s, safe="")
+        self.stopping = lambda: False  # the server sets it: live streams end before it waits for them
 
     # -- access -----------------------------------------------------------------------------
 
@@ -353,7 +356,7 @@ class Page:
             seen = -1
             last = 0.0
             yield "retry: 2000\n\n"
-            while not await request.is_disconnected():
+            while not self.stopping() and not await request.is_disconnected():
                 v = self.hub.version
                 if v != seen or time.monotonic() - last > 15:
                     seen, last = v, time.monotonic()
@@ -427,6 +430,9 @@ def build(hub, auth, open_reading=True, secure_cookie=False, tick_s=1.0):
         Route("/favicon.ico", lambda request: RedirectResponse("/static/icon.svg", 301)),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # gzip for a slow mobile link (Starlette leaves text/event-stream alone)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(GZipMiddleware, minimum_size=800)])
     app.state.page = page
-    return SecurityHeaders(app)
+    outer = SecurityHeaders(app)
+    outer.page = page
+    return outer
