@@ -36,11 +36,14 @@ COOKIE = "streetnode_crew"
 PUSH_EVERY_S = 1.0
 PLOT_POINTS = 120  # sent per series with the page: a phone is 360-430 px wide
 HEALTH = (  # what the health and status say, in the crew's words
-    ("uptime_s", "up for"), ("outbox", "outbox (waiting)"), ("dropped", "records ever dropped"),
-    ("reconnects", "reconnects"), ("rssi", "Wi-Fi signal (dBm)"), ("boot_count", "boot count"),
-    ("reset_cause", "last reset"), ("mem_free", "free heap (bytes)"), ("mem_alloc", "used heap (bytes)"),
+    ("uptime_s", "up for"), ("outbox", "outbox"), ("dropped", "ever dropped"),
+    ("reconnects", "reconnects"), ("rssi", "Wi-Fi signal"), ("boot_count", "boot count"),
+    ("reset_cause", "last reset"), ("mem_free", "free heap"), ("mem_alloc", "used heap"),
     ("config_error", "config error"),
 )  # fmt: skip
+
+
+UNIT = {"mem_free": " B", "mem_alloc": " B", "rssi": " dBm"}
 
 
 def duration(s):
@@ -131,7 +134,9 @@ def health_view(n):
     for k, label in HEALTH:
         v = h.get(k, st.get(k))
         if v is not None and v != "":
-            rows.append((label, duration(v) if k == "uptime_s" and isinstance(v, (int, float)) else _num(v)))
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                v = duration(v) if k == "uptime_s" else "%s%s" % (_num(v), UNIT.get(k, ""))
+            rows.append((label, str(v)))
     errs = h.get("errors")
     if isinstance(errs, dict) and errs:
         rows.append(("sensor errors", ", ".join("%s %s" % (k, errs[k]) for k in sorted(errs))))
