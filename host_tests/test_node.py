@@ -1,7 +1,7 @@
 """The whole node: the firmware on the real MicroPython interpreter (simulated sensors,
-its flash a directory) against a real mosquitto. These are the guarantees of
-CONTRACT.md section 3: every seq arrives, in spite of broker outages, SIGKILLs at random
-moments, sensor faults and hostile commands."""
+its flash a directory) against a real mosquitto. These are the guarantees of the MQTT
+contract (docs/integrator.md): every seq arrives, in spite of broker outages, SIGKILLs at
+random moments, sensor faults and hostile commands."""
 
 import json
 import random
