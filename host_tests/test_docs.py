@@ -570,3 +570,17 @@ def test_the_checker_names_the_doc_and_line_of_a_wrong_command():
     # a heading ends the section: an option after it belongs to no command
     cut = extract("d.md", "```sh\nstreetnode check n --broker b\n```\n\n## Next\n\n`--max-rssi`\n")
     assert cut[0].mentions == []
+
+
+def test_a_doc_command_that_fails_when_run_is_reported(tmp_path, monkeypatch):
+    """A command that parses but fails when run (a capture with nothing in that time range)."""
+    monkeypatch.chdir(tmp_path)
+    bad, good = extract("docs/example.md", "```sh\n"
+                        "streetnode report --capture c.jsonl --since 2001-01-01T00:00Z --until 2001-01-02T00:00Z\n"
+                        "streetnode report --capture c.jsonl --since 2h --out r\n```\n")  # fmt: skip
+    assert check(bad) == [] and runnable(bad) == "report"
+    problem = run(bad, "report", tmp_path)
+    assert problem.startswith("exit 1:") and "no node messages" in problem
+    assert run(good, "report", tmp_path) is None and (tmp_path / "r" / "summary.json").is_file()
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["nodes"]["lamp-0042"]["missing"] == 1  # the capture's lost seq 8
