@@ -14,7 +14,9 @@ What counts as a command (found in every doc, so a new doc is covered when it la
   section, and must be one of that command's options.
 A block command of bundle, provision, report (on a capture), gateway install --root,
 gateway unit, demo, and the build modules also runs, per doc in the doc's order, in a
-scratch directory (absolute /tmp paths are moved into it).
+scratch directory (absolute /tmp paths are moved into it). Besides: a command outside a
+```sh block, a relative link to a missing file or heading, and a doc the README does not
+list fail too.
 """
 
 import argparse
