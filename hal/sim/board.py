@@ -7,20 +7,13 @@
 
 from errno import EIO
 
+from drivers import registry
 from hal import clock
 from hal.sim.bus import SimI2C, SimPin, SimSPI, SimUART
 from hal.sim.environment import StreetEnvironment
 
-# driver name -> (model module, model class, default I2C address or None for UART/SPI)
-MODELS = {
-    "bme280": ("hal.sim.bme280", "SimBME280", 0x76),
-    "sht4x": ("hal.sim.sht4x", "SimSHT4x", 0x44),
-    "bh1750": ("hal.sim.bh1750", "SimBH1750", 0x23),
-    "scd4x": ("hal.sim.scd4x", "SimSCD4x", 0x62),
-    "sps30": ("hal.sim.sps30", "SimSPS30", 0x69),
-    "pms5003": ("hal.sim.pms5003", "SimPMS5003", None),
-    "sds011": ("hal.sim.sds011", "SimSDS011", None),
-}
+# Which chip model stands in for which driver, and at which default address: the
+# "sim" and "address" of each driver in drivers/registry.py.
 
 FAULT_KINDS = ("absent", "eio", "stuck_busy", "corrupt", "hang", "frozen", "brownout")
 # frozen:   the chip keeps converting one and the same air: every reading repeats exactly
@@ -88,9 +81,8 @@ class FrozenAir:
 
 
 def _model_class(driver):
-    module, name, address = MODELS[driver]
-    mod = __import__(module, None, None, (name,))
-    return getattr(mod, name), address
+    entry = registry.DRIVERS[driver]
+    return registry.load(*entry["sim"]), entry["address"]
 
 
 class SimPlatform:
@@ -124,7 +116,7 @@ class SimPlatform:
 
     def _add(self, spec):
         driver = spec["driver"]
-        if driver not in MODELS:
+        if (registry.DRIVERS.get(driver) or {}).get("sim") is None:
             raise ValueError("no simulated chip for driver %r" % (driver,))
         cls, default_address = _model_class(driver)
         chip = cls(env=self.air, clock=self.clock)
