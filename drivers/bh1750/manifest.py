@@ -3,5 +3,7 @@ metadata(
     version="0.1.0",
 )
 
-# Installed as drivers/bh1750 beside hal/ (it uses hal.clock).
-package("bh1750", base_path="..", opt=3)
+require("drivers")  # the drivers package itself (drivers/__init__.py) and the registry
+require("hal")  # hal.clock
+# From the repository's root: installed as drivers/bh1750, beside hal/.
+package("drivers/bh1750", base_path="../..")

@@ -3,5 +3,7 @@ metadata(
     version="0.1.0",
 )
 
-# Installed as drivers/bme280 beside hal/ (it uses hal.clock).
-package("bme280", base_path="..", opt=3)
+require("drivers")  # the drivers package itself (drivers/__init__.py) and the registry
+require("hal")  # hal.clock
+# From the repository's root: installed as drivers/bme280, beside hal/.
+package("drivers/bme280", base_path="../..")

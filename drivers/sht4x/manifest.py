@@ -3,5 +3,7 @@ metadata(
     version="0.1.0",
 )
 
-# Installed as drivers/sht4x beside hal/ (it uses hal.clock) and drivers/sensirion.py (CRC-8).
-package("sht4x", base_path="..", opt=3)
+require("drivers")  # drivers/__init__.py, the registry and drivers/sensirion.py (CRC-8)
+require("hal")  # hal.clock
+module("drivers/sensirion.py", base_path="../..")
+package("drivers/sht4x", base_path="../..")
