@@ -13,51 +13,51 @@
 #   quantities    what read() returns (the names and units of the public interface)
 #   role          "rh": a humidity source another sensor may be corrected with;
 #                 "pm": a particulate sensor, which may take an rh_correction
-#   needs         options it can use from the board: "power_pin" (a pin switching the
-#                 sensor's supply)
+#   pins          its options that name a board pin, opened with platform.pin() when
+#                 the sensor is: "power_pin" switches the sensor's supply
 #   sim           the chip model in the simulator (hal/sim/<file>.py, its class)
 
 DRIVERS = {
     "bme280": {
         "module": "drivers.bme280", "cls": "BME280", "buses": ("i2c", "spi"),
         "address": 0x76, "addresses": (0x76, 0x77),
-        "quantities": ("temperature", "humidity", "pressure"), "role": "rh", "needs": (),
+        "quantities": ("temperature", "humidity", "pressure"), "role": "rh", "pins": (),
         "sim": ("hal.sim.bme280", "SimBME280"),
     },
     "bh1750": {
         "module": "drivers.bh1750", "cls": "BH1750", "buses": ("i2c",),
         "address": 0x23, "addresses": (0x23, 0x5C),
-        "quantities": ("illuminance",), "role": None, "needs": (),
+        "quantities": ("illuminance",), "role": None, "pins": (),
         "sim": ("hal.sim.bh1750", "SimBH1750"),
     },
     "pms5003": {
         "module": "drivers.pms5003", "cls": "PMS5003", "buses": ("uart",),
         "address": None, "addresses": (),
-        "quantities": ("pm1_0", "pm2_5", "pm10"), "role": "pm", "needs": ("power_pin",),
+        "quantities": ("pm1_0", "pm2_5", "pm10"), "role": "pm", "pins": ("power_pin",),
         "sim": ("hal.sim.pms5003", "SimPMS5003"),
     },
     "scd4x": {
         "module": "drivers.scd4x", "cls": "SCD4x", "buses": ("i2c",),
         "address": 0x62, "addresses": (0x62,),
-        "quantities": ("co2", "temperature", "humidity"), "role": "rh", "needs": (),
+        "quantities": ("co2", "temperature", "humidity"), "role": "rh", "pins": (),
         "sim": ("hal.sim.scd4x", "SimSCD4x"),
     },
     "sds011": {
         "module": "drivers.sds011", "cls": "SDS011", "buses": ("uart",),
         "address": None, "addresses": (),
-        "quantities": ("pm1_0", "pm2_5", "pm10"), "role": "pm", "needs": ("power_pin",),
+        "quantities": ("pm1_0", "pm2_5", "pm10"), "role": "pm", "pins": ("power_pin",),
         "sim": ("hal.sim.sds011", "SimSDS011"),
     },
     "sht4x": {
         "module": "drivers.sht4x", "cls": "SHT4x", "buses": ("i2c",),
         "address": 0x44, "addresses": (0x44, 0x45, 0x46),
-        "quantities": ("temperature", "humidity"), "role": "rh", "needs": (),
+        "quantities": ("temperature", "humidity"), "role": "rh", "pins": (),
         "sim": ("hal.sim.sht4x", "SimSHT4x"),
     },
     "sps30": {
         "module": "drivers.sps30", "cls": "SPS30", "buses": ("i2c",),
         "address": 0x69, "addresses": (0x69,),
-        "quantities": ("pm1_0", "pm2_5", "pm10"), "role": "pm", "needs": (),
+        "quantities": ("pm1_0", "pm2_5", "pm10"), "role": "pm", "pins": (),
         "sim": ("hal.sim.sps30", "SimSPS30"),
     },
 }  # fmt: skip

@@ -72,6 +72,7 @@ class SensorSlot:
             raise ValueError("sensor %s: unknown driver %r" % (self.name, self.kind))
         entry = DRIVERS[self.kind]
         self._module, self._class, self.quantities = entry["module"], entry["cls"], entry["quantities"]
+        self._pins = entry["pins"]
         kind = (spec.get("bus") or "")[:3]
         self.bus_kind = kind if kind in ("i2c", "spi") else "uart" if kind == "uar" else entry["buses"][0]
         self.spec = spec
@@ -107,8 +108,8 @@ class SensorSlot:
             mod = __import__(self._module, None, None, (self._class,))
             cls = getattr(mod, self._class)
             options = dict(spec.get("options") or {})
-            for key in options:
-                if key.endswith("_pin") and isinstance(options[key], str):
+            for key in self._pins:
+                if isinstance(options.get(key), str):
                     options[key] = self.platform.pin(options[key])
             bus = self.platform.bus(spec["bus"], self.bus_kind)
             address = spec.get("address")

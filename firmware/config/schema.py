@@ -308,9 +308,10 @@ def _sensors(v, path, board):
             used[slot] = s["name"]
         out.append(s)
     drivers = {s["name"]: s["driver"] for s in out}
+    rh_drivers = registry.names("rh")
     for i in range(len(out)):
         corr = out[i]["rh_correction"]
-        if corr is not None and (DRIVERS.get(drivers.get(corr["humidity_from"])) or {}).get("role") != "rh":
+        if corr is not None and drivers.get(corr["humidity_from"]) not in rh_drivers:
             raise ConfigError("%s[%d].rh_correction.humidity_from" % (path, i),
                               "must name a humidity sensor (%s) of this node, not %s"
                               % (", ".join(registry.names("rh")), show(corr["humidity_from"])))  # fmt: skip

@@ -126,7 +126,7 @@ class SimPlatform:
                 raise ValueError("%s already has a device" % bus_name)
             self.buses[bus_name] = SimUART(chip, clock=self.clock, log=False, rxbuf=512)
             power = (spec.get("options") or {}).get("power_pin")
-            if isinstance(power, str) and hasattr(chip, "attach_power"):
+            if isinstance(power, str) and "power_pin" in registry.DRIVERS[driver]["pins"]:
                 chip.attach_power(self.pin(power))
         elif bus_name.startswith("spi"):
             bus = self.buses.get(bus_name) or SimSPI(clock=self.clock, log=False)

@@ -14,7 +14,7 @@ from hal.sim.bus import SimI2C
 from hal.sim.environment import Environment
 from host_tests.device.support import message, raises, virtual_clock
 
-KEYS = ("module", "cls", "buses", "address", "addresses", "quantities", "role", "needs", "sim")
+KEYS = ("module", "cls", "buses", "address", "addresses", "quantities", "role", "pins", "sim")
 QUANTITIES = ("temperature", "humidity", "pressure", "pm1_0", "pm2_5", "pm10", "co2", "illuminance")
 
 
@@ -65,8 +65,10 @@ def test_read_gives_the_registrys_quantities_on_the_simulated_board():
         e = registry.DRIVERS[name]
         kind = e["buses"][0]
         spec = {"name": "s", "driver": name, "bus": kind + ("1" if kind == "uart" else "0"), "address": None}
-        if name in ("pms5003", "sds011"):
+        if e["role"] == "pm" and e["buses"] == ("uart",):
             spec["options"] = {"warmup_s": 1}
+        for pin in e["pins"]:  # options naming a board pin: the slot hands the driver the pin
+            spec.setdefault("options", {})[pin] = "p-" + pin
         clk = virtual_clock()
         platform = SimPlatform([spec], env=Environment(temperature=18.0, humidity=60.0, pressure=1000.0))
         sensors = Sensors({"interval_s": 1, "sensors": [spec]}, platform)
@@ -84,6 +86,8 @@ def test_read_gives_the_registrys_quantities_on_the_simulated_board():
         assert values is not None, (name, slot.state, slot.last_error)
         assert sorted(values) == sorted(e["quantities"]), name
         assert type(platform.chips["s"]).__name__ == e["sim"][1]
+        for pin in e["pins"]:
+            assert getattr(slot.driver, pin) is platform.pin("p-" + pin), (name, pin)
 
 
 def test_config_detection_and_slots_offer_the_registrys_drivers():
