@@ -74,7 +74,7 @@ CANDIDATES = _by_address()
 DRIVERS = {}
 for _name in registry.names():
     if "i2c" in registry.DRIVERS[_name]["buses"]:
-        DRIVERS[_name] = (registry.DRIVERS[_name]["module"], registry.DRIVERS[_name]["cls"])
+        DRIVERS[_name] = ("drivers." + _name, registry.DRIVERS[_name]["cls"])
 for _name in registry.ALIASES:
     DRIVERS[_name] = DRIVERS[registry.ALIASES[_name]]
 del _name

@@ -71,7 +71,7 @@ class SensorSlot:
         if self.kind not in DRIVERS:
             raise ValueError("sensor %s: unknown driver %r" % (self.name, self.kind))
         entry = DRIVERS[self.kind]
-        self._module, self._class, self.quantities = entry["module"], entry["cls"], entry["quantities"]
+        self._module, self._class, self.quantities = "drivers." + self.kind, entry["cls"], entry["quantities"]
         self._pins = entry["pins"]
         kind = (spec.get("bus") or "")[:3]
         self.bus_kind = kind if kind in ("i2c", "spi") else "uart" if kind == "uar" else entry["buses"][0]

@@ -13,7 +13,7 @@ from hal.sim.bus import SimI2C, SimPin, SimSPI, SimUART
 from hal.sim.environment import StreetEnvironment
 
 # Which chip model stands in for which driver, and at which default address: the
-# "sim" and "address" of each driver in drivers/registry.py.
+# "sim" (a class in hal/sim/<driver>.py) and "address" of each driver in drivers/registry.py.
 
 FAULT_KINDS = ("absent", "eio", "stuck_busy", "corrupt", "hang", "frozen", "brownout")
 # frozen:   the chip keeps converting one and the same air: every reading repeats exactly
@@ -81,8 +81,7 @@ class FrozenAir:
 
 
 def _model_class(driver):
-    entry = registry.DRIVERS[driver]
-    return registry.load(*entry["sim"]), entry["address"]
+    return registry.model_class(driver), registry.DRIVERS[driver]["address"]
 
 
 class SimPlatform:
@@ -116,7 +115,7 @@ class SimPlatform:
 
     def _add(self, spec):
         driver = spec["driver"]
-        if (registry.DRIVERS.get(driver) or {}).get("sim") is None:
+        if driver not in registry.DRIVERS:
             raise ValueError("no simulated chip for driver %r" % (driver,))
         cls, default_address = _model_class(driver)
         chip = cls(env=self.air, clock=self.clock)
