@@ -21,7 +21,21 @@ def _span(buf, start, end):
 # -- busio/digitalio over machine.* buses --------------------------------------------
 
 
-class _Lockable:
+class _Closable:
+    """deinit() and the with-statement, as CircuitPython's objects have them."""
+
+    def deinit(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.deinit()
+        return False
+
+
+class _Lockable(_Closable):
     """CircuitPython's lock: try_lock()/unlock(); bus operations require it."""
 
     _locked = False
@@ -41,13 +55,6 @@ class _Lockable:
 
     def deinit(self):
         self._locked = False
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.deinit()
-        return False
 
 
 class CircuitPythonI2C(_Lockable):
@@ -161,7 +168,7 @@ def _named(symbol, name):
     return symbol is not None and repr(symbol).endswith("." + name)
 
 
-class CircuitPythonPin:
+class CircuitPythonPin(_Closable):
     """digitalio.DigitalInOut over a machine.Pin-style pin (machine.Pin, SimPin, BlinkaPin):
     the .value property, .direction, .pull, .drive_mode, switch_to_output/input."""
 
@@ -238,17 +245,8 @@ class CircuitPythonPin:
             raise AttributeError("Drive mode not used when direction is input.")
         self.switch_to_output(self.value, mode)
 
-    def deinit(self):
-        pass
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-class CircuitPythonUART:
+class CircuitPythonUART(_Closable):
     """busio.UART over any machine.UART-style bus (machine.UART, SimUART, BlinkaUART).
 
     read(n)/readinto(buf)/readline() wait, as CircuitPython's do, until the bytes are
@@ -339,12 +337,3 @@ class CircuitPythonUART:
         while uart.any():
             if not uart.readinto(self._scratch):
                 break
-
-    def deinit(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
