@@ -28,9 +28,10 @@ import tempfile
 from pathlib import Path
 
 from streetnode.common import build, deps
-from streetnode.technician import manifests
+from streetnode.common.errors import Failure
 from streetnode.common.paths import REPO
 from streetnode.common.paths import device_code
+from streetnode.technician import manifests
 
 BOARD_DIR = Path(__file__).resolve().parent / "board"
 MANIFEST = "manifest.json"
@@ -49,10 +50,6 @@ TARGETS = {
 PARTS = ("firmware", "drivers", "hal", "deps", "board")
 
 
-class BundleError(RuntimeError):
-    pass
-
-
 def firmware_version():
     # firmware/version.py is device code; read it without importing the package's state.
     ns = {}
@@ -62,13 +59,10 @@ def firmware_version():
 
 def contents(target, lib=None):
     """{path in the slot without .mpy: (source, opt)} of what `target` carries, from
-    the manifests (BundleError naming the manifest that is wrong)."""
+    the manifests (manifests.ManifestError, a Failure, naming the manifest that is wrong)."""
     if target not in TARGETS:
-        raise BundleError("unknown target %r (known: %s)" % (target, ", ".join(sorted(TARGETS))))
-    try:
-        return manifests.resolve(TARGETS[target]["require"], lib)
-    except manifests.ManifestError as e:
-        raise BundleError(str(e))
+        raise Failure("unknown target %r (known: %s)" % (target, ", ".join(sorted(TARGETS))))
+    return manifests.resolve(TARGETS[target]["require"], lib)
 
 
 def slot_path(rel):
@@ -95,7 +89,7 @@ def _compile(src, rel, out, march, opt=None):
     cmd += ["-s", rel, "-o", str(out), str(src)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BundleError("mpy-cross failed on %s: %s" % (rel, (proc.stderr or proc.stdout).strip()))
+        raise Failure("mpy-cross failed on %s: %s" % (rel, (proc.stderr or proc.stdout).strip()))
 
 
 def _board_description(target):
@@ -121,7 +115,7 @@ def make(target, out=None, lib=None):
     """Build the bundle for `target` into `out` (default build/bundle/<target>); returns
     (path, manifest). The old content of `out` is replaced as a whole."""
     if target not in TARGETS:
-        raise BundleError("unknown target %r (known: %s)" % (target, ", ".join(sorted(TARGETS))))
+        raise Failure("unknown target %r (known: %s)" % (target, ", ".join(sorted(TARGETS))))
     spec = TARGETS[target]
     out = Path(out) if out else REPO / "build" / "bundle" / target
     lib = Path(lib) if lib else deps.device_lib()
@@ -170,23 +164,23 @@ def make(target, out=None, lib=None):
 
 def load(path):
     """The manifest of the bundle at `path`, after checking that every file it lists is
-    there with its size and sha256 (BundleError naming the first that is not)."""
+    there with its size and sha256 (Failure naming the first that is not)."""
     path = Path(path)
     try:
         manifest = json.loads((path / MANIFEST).read_text())
     except FileNotFoundError:
-        raise BundleError("%s is not a bundle: no %s (make one with `streetnode bundle`)" % (path, MANIFEST))
+        raise Failure("%s is not a bundle: no %s (make one with `streetnode bundle`)" % (path, MANIFEST))
     except (OSError, ValueError) as e:
-        raise BundleError("%s/%s cannot be read: %s" % (path, MANIFEST, e))
+        raise Failure("%s/%s cannot be read: %s" % (path, MANIFEST, e))
     if manifest.get("format") != FORMAT or manifest.get("target") not in TARGETS:
-        raise BundleError("%s/%s: not a streetnode bundle manifest of format %d" % (path, MANIFEST, FORMAT))
+        raise Failure("%s/%s: not a streetnode bundle manifest of format %d" % (path, MANIFEST, FORMAT))
     for f in manifest["files"]:
         p = path / f["path"]
         if not p.is_file():
-            raise BundleError("bundle %s is incomplete: %s is missing" % (path, f["path"]))
+            raise Failure("bundle %s is incomplete: %s is missing" % (path, f["path"]))
         data = p.read_bytes()
         if len(data) != f["size"] or sha256(data) != f["sha256"]:
-            raise BundleError("bundle %s is damaged: %s differs from its manifest" % (path, f["path"]))
+            raise Failure("bundle %s is damaged: %s differs from its manifest" % (path, f["path"]))
     return manifest
 
 
