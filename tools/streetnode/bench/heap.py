@@ -1,4 +1,4 @@
-"""The node's heap on a small board (issue 3): the whole node (firmware, a simulated BME280,
+"""The node's heap on a small board: the whole node (firmware, a simulated BME280,
 the MQTT link to a real broker, the outbox) run for 10 000 sampling cycles inside the real
 MicroPython interpreter with a board-sized heap, in one run:
 
@@ -70,6 +70,7 @@ def _config(directory, port):
         "health_every": 10,
         "mqtt": {"host": "127.0.0.1", "port": port, "keepalive_s": 60},
         "sensors": [{"name": "air", "driver": "bme280", "bus": "i2c0", "address": 0x76}],
+        "sim": {"start_hour": 8.0},  # the default: here so that the simulator's schema is loaded (and let go) too
     }
     Path(directory).mkdir(parents=True)
     (Path(directory) / "config.json").write_text(json.dumps(cfg))
