@@ -363,9 +363,12 @@ EXIT_REBOOT = 3
 EXIT_DEEPSLEEP = 4
 
 
-def main(directory, cause=None):
-    """Boot and run a node from `directory`; on a board this never returns."""
+def main(directory, cause=None, after_boot=None):
+    """Boot and run a node from `directory`; on a board this never returns.
+    `after_boot(node)`: the unix port's hook for the simulated flash (firmware/main_unix.py)."""
     node = Node(directory, cause=cause).boot()
+    if after_boot is not None:
+        after_boot(node)
     how = node.run()
     try:
         import machine
