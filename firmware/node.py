@@ -25,6 +25,7 @@ _DRAIN_BATCH = 4  # records read from flash at a time
 _IDLE_MS = 50  # longest nap between loop passes (commands stay responsive)
 _SECRETS = ("password",)
 _DEEP_AWAKE_MAX_MS = 20000  # longest a deep-sleep node stays awake trying to publish
+_UNSAVED_MAX = 8  # readings the flash refused, held in RAM until published (then dropped)
 
 
 def _load(name):
@@ -103,6 +104,8 @@ class Node:
         self.reboot_requested = False
         self.step_errors = 0
         self.wdt = None
+        self.flash_report = None  # set by the unix port when its flash had to be formatted
+        self._unsaved = []  # (seq, body) the outbox could not commit (a full or failing flash)
 
     # -- boot ---------------------------------------------------------------------------
 
@@ -191,10 +194,14 @@ class Node:
             self._next_cycle = clock.ticks_add(now, self.interval_ms)  # overslept: no catch-up burst
         body = payloads.data_body(self.net.unix_time(), self.net.synced(), self.sensors.take())
         seq = self.outbox.append(body)  # on flash before anyone sees it
+        if not self.outbox.committed:  # the flash refused it: the seq is given, publish from RAM
+            self._unsaved.append((seq, body))
+            if len(self._unsaved) > _UNSAVED_MAX:
+                self.outbox.let_go(self._unsaved.pop(0)[0])
         self.cycles += 1
         if self.cycles % self.health_every == 0:
             self._health_due = True
-        return seq, body
+        return (seq, body) if self.outbox.committed else None
 
     def _publish(self, fresh):
         link = self.link
@@ -202,6 +209,13 @@ class Node:
         while self._results and link.connected:
             if link.publish("cmd/result", self._results[0], 1):
                 self._results.pop(0)
+        # Readings the flash could not take exist only in RAM: they go first.
+        while self._unsaved and link.connected:
+            seq, body = self._unsaved[0]
+            if not link.publish("data", payloads.with_seq(seq, body), 1):
+                break
+            self._unsaved.pop(0)
+            self.published += 1
         # The fresh cycle goes out at once, even behind a backlog.
         if fresh is not None and self.outbox.pending() > 1:
             seq, body = fresh
@@ -231,6 +245,7 @@ class Node:
             "config_error": self.config_error,
             "step_errors": self.step_errors,
         }
+        self._flash_health(extra)
         rssi = self.net.rssi()
         if rssi is not None:
             extra["rssi"] = rssi
@@ -238,6 +253,23 @@ class Node:
         return payloads.health(
             uptime_s, self.outbox.pending(), self.outbox.dropped, self.link.reconnects, self.sensors.errors(), extra
         )
+
+    def _flash_health(self, extra):
+        """flash: "ok", "full" (the last append found no room) or "failing" (writes the
+        flash refused otherwise, counted in flash_errors); flash_free in bytes."""
+        ob = self.outbox
+        extra["flash"] = "failing" if ob.write_errors else ("full" if ob.full else "ok")
+        extra["flash_free"] = ob.free_bytes()
+        extra["flash_errors"] = ob.write_errors
+        if self._unsaved:
+            extra["unsaved"] = len(self._unsaved)
+        if ob.last_error is not None and extra["flash"] != "ok":
+            extra["flash_error"] = str(ob.last_error)
+        st_err = self.state.get("state_error")
+        if st_err:
+            extra["state_error"] = st_err  # the boot counter and reset cause live in RAM only
+        if self.flash_report:
+            extra["flash_report"] = self.flash_report
 
     def run(self, stop=None):
         """Loop until stop() says so or a reboot is requested; a step that raises is counted
