@@ -255,11 +255,14 @@ class Node:
         )
 
     def _flash_health(self, extra):
-        """flash: "ok", "full" (the last append found no room) or "failing" (writes the
+        """flash: "ok", "full" (the last append found no room, or less than the outbox's
+        reserve is free) or "failing" (writes the
         flash refused otherwise, counted in flash_errors); flash_free in bytes."""
         ob = self.outbox
-        extra["flash"] = "failing" if ob.write_errors else ("full" if ob.full else "ok")
-        extra["flash_free"] = ob.free_bytes()
+        free = ob.free_bytes()
+        full = ob.full or (free is not None and free < ob.reserve_bytes)  # below the reserve
+        extra["flash"] = "failing" if ob.write_errors else ("full" if full else "ok")
+        extra["flash_free"] = free
         extra["flash_errors"] = ob.write_errors
         if self._unsaved:
             extra["unsaved"] = len(self._unsaved)

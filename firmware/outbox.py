@@ -115,7 +115,7 @@ class Outbox:
         self.max_records = max_records
         self._max_payload = max_payload
         self._ack_persist_every = ack_persist_every
-        self._reserve_bytes = reserve_bytes
+        self.reserve_bytes = reserve_bytes
         self._hdr = bytearray(_HDR_SIZE)
         self._crc = bytearray(_CRC_SIZE)
         self._chunk = bytearray(128)
@@ -230,7 +230,7 @@ class Outbox:
         """Before a new segment: keep reserve_bytes free for the other files on flash."""
         while len(self._segs) >= 2:
             free = self.free_bytes()
-            if free is None or free >= self._reserve_bytes:
+            if free is None or free >= self.reserve_bytes:
                 return
             self._drop_oldest()
 

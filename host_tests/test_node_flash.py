@@ -62,3 +62,52 @@ def test_a_node_booted_on_a_full_flash_comes_up_and_publishes(mosquitto, collect
     collector.wait(lambda: collector.seqs("n1")[-1] >= last + 5, 30, "readings after the second boot")
     assert node.alive(), node.output()[-3000:]
     assert missing(collector.seqs("n1")) == [] and len(set(collector.seqs("n1"))) == len(collector.seqs("n1"))
+
+
+def test_flash_filled_while_running_held_full_then_freed(mosquitto, collector, runner):
+    hold_s = 60
+    node = runner("n1", flash=SMALL_FLASH, flash_faults=[{"kind": "fill", "at_s": 4, "for_s": hold_s}])
+    node.write_config(node_config("n1", mosquitto, interval_s=0.2))
+    node.start()
+    pid = node.proc.pid
+    collector.wait(lambda: any(h.get("flash") == "full" for h in _healths(collector)), 60, "health saying full")
+    full_at = len(collector.seqs("n1"))
+    # Held full: readings go on, from RAM, with their seq.
+    collector.wait(lambda: len(collector.seqs("n1")) >= full_at + 100, 60, "readings while the flash is full")
+    collector.wait(lambda: _healths(collector)[-1].get("flash") == "ok", hold_s + 60, "health saying ok once freed")
+    n = len(collector.seqs("n1"))
+    collector.wait(lambda: len(collector.seqs("n1")) >= n + 10, 30, "readings after the flash was freed")
+    assert node.alive() and node.proc.pid == pid, node.output()[-3000:]
+    healths = _healths(collector)
+    assert all(h["boot_count"] == 1 for h in healths)  # no reboot
+    full = [h for h in healths if h.get("flash") == "full"]
+    # Health comes once a second: full for (nearly) the whole minute, and said so.
+    assert len(full) >= hold_s // 2 and all(h["flash_free"] < 16384 and h["flash_errors"] == 0 for h in full)
+    assert healths[-1]["dropped"] == 0  # connected throughout: nothing was let go
+    seqs = collector.seqs("n1")
+    assert seqs[0] == 1 and missing(seqs) == []
+    assert "step failed" not in node.output()
+
+
+def test_failing_and_read_only_flash_keep_the_node_up(mosquitto, collector, runner):
+    worn = runner("worn", flash=SMALL_FLASH, flash_faults=[{"kind": "eio", "every": 3, "at_s": 2, "for_s": 8}])
+    locked = runner("locked", flash=SMALL_FLASH, flash_faults=[{"kind": "read_only", "at_s": 0}])
+    worn.write_config(node_config("worn", mosquitto, interval_s=0.2))
+    locked.write_config(node_config("locked", mosquitto, interval_s=0.2))
+    worn.start()
+    locked.start()
+    for name in ("worn", "locked"):
+        collector.wait(lambda: any(h.get("flash") == "failing" and h["flash_errors"] > 0
+                                   for h in _healths(collector, name)), 60, "%s saying its flash is failing" % name)
+    collector.wait(lambda: len(collector.seqs("worn")) >= 60 and len(collector.seqs("locked")) >= 60, 60,
+                   "readings from both")
+    for name, node in (("worn", worn), ("locked", locked)):
+        assert node.alive(), node.output()[-3000:]
+        seqs = collector.seqs(name)
+        assert seqs[0] == 1 and missing(seqs) == [], (name, missing(seqs)[:10])
+        h = _healths(collector, name)[-1]
+        assert h["flash"] == "failing" and h["flash_errors"] > 0, h
+    # A locked flash keeps nothing: the boot counter and the last-good config say so.
+    h = _healths(collector, "locked")[-1]
+    assert "state.json" in h.get("state_error", ""), h
+    assert "config.good.json" in (h.get("config_error") or ""), h

@@ -128,6 +128,7 @@ class FileFlash:
         self.block_count = n // block_size
         self.page_size = page_size
         self.pause_us = pause_us  # between the pages of one program: a window for a kill
+        self.on_page = None  # called between the pages of one program (tests)
         self.faults = FlashFaults()
         self.programs = 0
         self.erases = 0
@@ -173,8 +174,11 @@ class FileFlash:
                 k = n - i
             f.write(mv[i : i + k])
             i += k
-            if self.pause_us and i < n:
-                _sleep_us(self.pause_us)
+            if i < n:
+                if self.on_page is not None:
+                    self.on_page()  # a test's hook: "a kill may land now"
+                if self.pause_us:
+                    _sleep_us(self.pause_us)
         self.bytes_programmed += n
 
     def _erase(self, block):
