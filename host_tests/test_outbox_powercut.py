@@ -39,7 +39,7 @@ if len(sys.argv) > 9:
     # goes out page by page; "W" between two pages of one program, so that the parent
     # can kill with a block half-programmed.
     from hal.sim import flash
-    dev, report = flash.mount(sys.argv[9], "/pc", pause_us=100)
+    dev, report = flash.mount(sys.argv[9], "/pc", size=64 * 4096, pause_us=100)
     if report:
         print("BAD mount " + report)
         sys.exit(3)
@@ -174,7 +174,7 @@ def _run(tmp_path, seed, kills, max_records, segment_records, persist_every, ski
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=30)
         lines += out.splitlines()
-        assert proc.returncode == -signal.SIGKILL, (proc.returncode, err.decode()[-2000:])
+        assert proc.returncode == -signal.SIGKILL, (proc.returncode, err.decode()[-2000:], b"".join(lines[-8:]).decode()[-2000:])
         for line in lines:
             kind, _, value = line.strip().partition(b" ")
             assert kind != b"BAD", "run %d: the child read a corrupt record %s" % (kill, value)
