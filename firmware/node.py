@@ -273,6 +273,10 @@ class Node:
             extra["state_error"] = st_err  # the boot counter and reset cause live in RAM only
         if self.flash_report:
             extra["flash_report"] = self.flash_report
+        if ob.repairs:
+            extra["outbox_repairs"] = ob.repairs  # damaged stretches cut out at boot
+        if ob.state_error:
+            extra["outbox_error"] = ob.state_error
 
     def run(self, stop=None):
         """Loop until stop() says so or a reboot is requested; a step that raises is counted
@@ -401,7 +405,14 @@ EXIT_DEEPSLEEP = 4
 def main(directory, cause=None, after_boot=None):
     """Boot and run a node from `directory`; on a board this never returns.
     `after_boot(node)`: the unix port's hook for the simulated flash (firmware/main_unix.py)."""
-    node = Node(directory, cause=cause).boot()
+    while True:
+        try:
+            node = Node(directory, cause=cause).boot()
+            break
+        except ValueError as e:  # ConfigError: neither config.json nor the last good one
+            # No boot loop: wait for a technician to put a config on the flash.
+            print("no usable config, trying again in 10 s:", e)
+            clock.sleep_ms(10000)
     if after_boot is not None:
         after_boot(node)
     how = node.run()

@@ -111,3 +111,45 @@ def test_failing_and_read_only_flash_keep_the_node_up(mosquitto, collector, runn
     h = _healths(collector, "locked")[-1]
     assert "state.json" in h.get("state_error", ""), h
     assert "config.good.json" in (h.get("config_error") or ""), h
+
+
+def test_corruption_found_at_boot_is_repaired_and_reported(mosquitto, collector, runner):
+    node = runner("n1", flash=SMALL_FLASH)
+    cfg = node_config("n1", mosquitto, interval_s=0.1)
+    cfg["mqtt"]["port"] = 1  # nobody listens: the records stay in the outbox
+    node.write_config(cfg)
+    node.start()
+    time.sleep(3)
+    node.kill()
+    node.write_config(dict(cfg, mqtt=dict(cfg["mqtt"], port=mosquitto.port)))  # now a good config ...
+    assert node.read_file("config.good.json")
+    node.write_file("config.json", b'{"node_id": "n1", "board": ')  # ... torn on flash
+    node.write_file("state.json", b'{"boot_count": 1, "reset_')  # a torn boot counter
+    segs = sorted(n for n in node.image.listing() if n.endswith(".seg"))
+    seg = node.read_file(segs[0])
+    assert len(seg) > 600
+    node.write_file(segs[0], seg[:300] + b"\x00garbage\xff" * 20 + seg[300:])  # garbage in the middle
+    # The old config had port 1: the last good copy is what the node must fall back on,
+    # so give it the right port (as a technician's deploy would have).
+    node.write_file("config.good.json", json.dumps(dict(cfg, mqtt=dict(cfg["mqtt"], port=mosquitto.port))).encode())
+    node.start(cause="hard")
+    collector.wait(lambda: any(h.get("outbox_repairs") for h in _healths(collector)), 60, "health with the repair")
+    h = [h for h in _healths(collector) if h.get("outbox_repairs")][-1]
+    assert "config.json" in h["config_error"], h
+    assert "state.json" in h["state_error"], h
+    collector.wait(lambda: _healths(collector)[-1]["outbox"] == 0, 60, "the outbox drained")
+    seqs = collector.seqs("n1")
+    assert seqs and len(missing(seqs)) <= 5 and node.alive()  # only the records under the garbage are gone
+    assert _healths(collector)[-1]["dropped"] >= len(missing(seqs))
+
+
+def test_no_usable_config_is_no_boot_loop(runner):
+    node = runner("n1", flash=SMALL_FLASH)
+    node.write_file("config.json", b"not json")
+    node.start()
+    deadline = time.monotonic() + 30
+    while "no usable config" not in node.output() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "no usable config, trying again in 10 s" in node.output()
+    time.sleep(1)
+    assert node.alive()  # waiting for a technician, not exiting into a boot loop
