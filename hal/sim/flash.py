@@ -235,7 +235,7 @@ class FileFlash:
 # -- mounting (MicroPython: vfs.VfsLfs2) ---------------------------------------------------
 
 
-def mount(image, mountpoint="/flash", size=None, pause_us=0):
+def mount(image, mountpoint="/flash", size=None, pause_us=0, repair=True):
     """Mount the LittleFS in `image` at `mountpoint` (a missing image is created with
     `size` bytes and formatted, as a board formats a blank flash on its first boot).
     An image that does not mount (its file system destroyed) is set aside as
@@ -258,6 +258,9 @@ def mount(image, mountpoint="/flash", size=None, pause_us=0):
     except OSError as e:
         import os
 
+        if not repair:
+            dev.close()
+            raise
         size = dev.size
         dev.close()
         os.rename(image, image + ".corrupt")

@@ -64,7 +64,8 @@ def main(argv):
         flash.create(image, size)
         vfs.VfsLfs2.mkfs(flash.FileFlash(image))
         return 0
-    dev, report = flash.mount(image, _MOUNT)
+    # Only a command that writes may set a damaged image aside and format it afresh.
+    dev, report = flash.mount(image, _MOUNT, repair=cmd in ("put", "rm"))
     if report:
         print(report)
     if cmd == "put":
