@@ -5,6 +5,9 @@ import pytest
 from streetnode.common import broker as _broker
 from streetnode.common import deps as _deps
 
+# Shared device checks outside a test_*.py file: pytest explains their failed asserts too.
+pytest.register_assert_rewrite("host_tests.device.pm_uart_checks")
+
 
 @pytest.fixture(scope="session")
 def device_lib():
@@ -15,13 +18,25 @@ def device_lib():
         pytest.fail("cannot provide the device lib: %s" % e)
 
 
-@pytest.fixture
-def mosquitto():
-    """A fresh mosquitto on a free loopback port for one test (CI installs mosquitto)."""
+def _mosquitto(**options):
     if not _broker.find_mosquitto():
         pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
-    with _broker.Broker("mosquitto") as b:
+    with _broker.Broker("mosquitto", **options) as b:
         yield b
+
+
+@pytest.fixture
+def mosquitto():
+    """A fresh mosquitto on a free loopback port for one test (CI installs mosquitto).
+    It keeps nothing over a restart: sessions and subscriptions go with the process."""
+    yield from _mosquitto()
+
+
+@pytest.fixture
+def persistent_mosquitto():
+    """A fresh mosquitto with persistence: across its stop()/start() it keeps the
+    persistent sessions of its clients (clean_session False) and their queued messages."""
+    yield from _mosquitto(persistence=True)
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from host_tests import micropython
-from host_tests.micropython import REPO
+from streetnode.common import mpy
+from streetnode.common.paths import REPO
 
 
 def node_config(node_id, broker, interval_s=0.2, sensors=None, **extra):
@@ -84,7 +84,7 @@ class NodeRunner:
         env["MICROPYPATH"] = ":".join([str(self.lib), ".frozen"])
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [micropython.executable(), "-X", "heapsize=%s" % self.heap, "-m", "firmware.main_unix", str(self.dir), cause],
+                [mpy.executable(), "-X", "heapsize=%s" % self.heap, "-m", "firmware.main_unix", str(self.dir), cause],
                 cwd=REPO,
                 env=env,
                 stdout=out,

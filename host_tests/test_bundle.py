@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from host_tests import micropython
+from streetnode.common import mpy
 from streetnode.technician import bundle
 
 
@@ -125,6 +125,6 @@ def test_unix_bundle_runs_on_micropython(unix):
     app = unix[0] / "app"
     env = dict(os.environ, MICROPYPATH="%s:%s:.frozen" % (app, app / "lib"))
     code = "import firmware.node, umqtt.simple, hal.sim.board, json; print(json.load(open('board.json'))['target'])"
-    proc = subprocess.run([micropython.executable(), "-c", code], cwd=app, env=env, capture_output=True, text=True)
+    proc = subprocess.run([mpy.executable(), "-c", code], cwd=app, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert proc.stdout.strip() == "unix"

@@ -24,7 +24,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from firmware import mqtt
-from host_tests import micropython
+from streetnode.common import mpy
 from streetnode.common.broker import Broker, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ class Agent:
         opts.setdefault("seed", 7)
         env = dict(os.environ)
         if interp == "micropython":
-            cmd = [micropython.executable(), str(AGENT)]
+            cmd = [mpy.executable(), str(AGENT)]
             env["MICROPYPATH"] = "%s:%s:.frozen" % (device_lib, REPO)
         else:
             cmd = [sys.executable, str(AGENT)]
@@ -465,7 +465,7 @@ def test_ussl_bridge_lets_bare_umqtt_use_tls(tls_broker, device_lib):
         "c.disconnect()\n"
         "print('TLS-OK')\n"
     ) % (ca_der.hex(), b.host, b.port)
-    proc = micropython.run_code(code, path=[device_lib], timeout=30)
+    proc = mpy.run_code(code, path=[device_lib], capture=True, timeout=30)
     assert "TLS-OK" in proc.stdout, proc.stdout + proc.stderr
 
 
