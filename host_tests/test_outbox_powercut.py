@@ -129,7 +129,7 @@ def _check_lfs(tmp_path, image, params):
     script = tmp_path / "check.py"
     script.write_text(CHECK)
     r = mpy.run([str(script), str(image), str(params["max_records"]), str(params["segment_records"]),
-                         str(params["ack_persist_every"])], timeout=120)
+                  str(params["ack_persist_every"])], capture=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     import json
 
