@@ -30,13 +30,17 @@ def node_config(node_id, broker, interval_s=0.2, sensors=None, **extra):
     return cfg
 
 
+ESP32_FLASH = 2 * 1024 * 1024  # the VFS partition of a stock ESP32-DevKitC (hal/sim/flash.py)
+
+
 class NodeRunner:
     """One node: `micropython -m firmware.main_unix DIR CAUSE`, run from the compiled tree
-    (streetnode.common.build: firmware, drivers, hal and umqtt as .mpy). Its flash is DIR
-    itself, or with `flash` (bytes) a LittleFS image of that size in DIR (hal/sim/flash.py)
-    with the flash faults `flash_faults` (hal/sim/flash.FlashJig)."""
+    (streetnode.common.build: firmware, drivers, hal and umqtt as .mpy). Its flash is a
+    board's: a LittleFS image of `flash` bytes in DIR (hal/sim/flash.py; default the
+    ESP32-DevKitC's 2 MiB) with the flash faults `flash_faults` (hal/sim/flash.FlashJig);
+    with flash=None, DIR itself (the host-directory mode)."""
 
-    def __init__(self, directory, mpy_tree, heap="512k", flash=None, flash_faults=(), pause_us=0):
+    def __init__(self, directory, mpy_tree, heap="512k", flash=ESP32_FLASH, flash_faults=(), pause_us=0):
         from streetnode.sim.flashimg import FlashImage
 
         self.dir = Path(directory)

@@ -27,7 +27,6 @@ def runner(tmp_path, mpy_tree):
     nodes = []
 
     def make(name="n1", **kwargs):
-        kwargs.setdefault("flash", 2 * 1024 * 1024)  # a board's flash (hal/sim/flash.py)
         r = NodeRunner(tmp_path / name, mpy_tree, **kwargs)
         nodes.append(r)
         return r
