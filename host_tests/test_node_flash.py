@@ -74,6 +74,12 @@ def test_flash_filled_while_running_held_full_then_freed(mosquitto, collector, r
     full_at = len(collector.seqs("n1"))
     # Held full: readings go on, from RAM, with their seq.
     collector.wait(lambda: len(collector.seqs("n1")) >= full_at + 100, 60, "readings while the flash is full")
+    # A config change now: saved if it found room, else refused; either way whole on flash.
+    collector.publish("streetnode/n1/cmd", json.dumps({"id": "c1", "cmd": "set_interval", "args": {"interval_s": 0.25}}))
+    collector.wait(lambda: any(r.get("id") == "c1" for r in collector.results.get("n1", [])), 30, "the command's result")
+    r = [r for r in collector.results["n1"] if r.get("id") == "c1"][0]
+    assert r["ok"] is True or "could not save the config" in r["error"], r
+    interval = 0.25 if r["ok"] else 0.2
     collector.wait(lambda: _healths(collector)[-1].get("flash") == "ok", hold_s + 60, "health saying ok once freed")
     n = len(collector.seqs("n1"))
     collector.wait(lambda: len(collector.seqs("n1")) >= n + 10, 30, "readings after the flash was freed")
@@ -87,6 +93,9 @@ def test_flash_filled_while_running_held_full_then_freed(mosquitto, collector, r
     seqs = collector.seqs("n1")
     assert seqs[0] == 1 and missing(seqs) == []
     assert "step failed" not in node.output()
+    node.stop()
+    for name in ("config.json", "config.good.json"):  # never the thing lost
+        assert json.loads(node.read_file(name))["interval_s"] == interval, name
 
 
 def test_failing_and_read_only_flash_keep_the_node_up(mosquitto, collector, runner):

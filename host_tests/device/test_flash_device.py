@@ -235,3 +235,72 @@ def test_outbox_on_a_read_only_or_failing_littlefs_stays_usable():
         dev.close()
     finally:
         remove_tree(d)
+
+
+class _Refusing:
+    """Stands in for open() in firmware.outbox and firmware.atomic: writes fail with errno
+    once switched on (a full or failing flash on any file system, both interpreters)."""
+
+    def __init__(self):
+        self.errno = 0
+        self.real = open
+
+    def __call__(self, path, mode="r"):
+        if self.errno and ("w" in mode or "a" in mode):
+            raise OSError(self.errno, "refused")
+        f = self.real(path, mode)
+        return _RefusingFile(f, self) if "w" in mode or "a" in mode else f
+
+
+class _RefusingFile:
+    def __init__(self, f, switch):
+        self.f = f
+        self.switch = switch
+
+    def write(self, data):
+        if self.switch.errno:
+            raise OSError(self.switch.errno, "refused")
+        return self.f.write(data)
+
+    def flush(self):
+        return self.f.flush()
+
+    def fileno(self):
+        return self.f.fileno()
+
+    def close(self):
+        return self.f.close()
+
+
+def test_outbox_on_a_refusing_host_directory_gives_seqs_and_never_raises():
+    import firmware.atomic
+    import firmware.outbox
+    from firmware.outbox import Outbox
+
+    refuse = _Refusing()
+    d = scratch_dir("fl")
+    firmware.outbox.open = refuse
+    firmware.atomic.open = refuse
+    try:
+        box = Outbox(d + "/outbox", segment_records=4)
+        assert [box.append(b"ok") for _ in range(6)] == [1, 2, 3, 4, 5, 6] and box.committed
+        refuse.errno = 28  # full
+        assert box.append(b"lost?") == 7 and not box.committed and box.full and box.write_errors == 0
+        assert box.dropped == 4  # it let its oldest segment (1..4) go to make room, in vain
+        box.let_go(7)
+        refuse.errno = _EIO  # failing
+        assert box.append(b"worn") == 8 and not box.committed and box.write_errors >= 1
+        assert [s for s, _ in box.oldest(6)] == [5, 6]
+        for s in (5, 6):
+            assert box.ack(s)  # acks go on even though their state cannot be written
+        box.sync()
+        assert box.dropped == 5 and box.pending() == 0
+        refuse.errno = 0
+        assert box.append(b"again") == 9 and box.committed and not box.full
+        box.sync()
+        again = Outbox(d + "/outbox", segment_records=4)
+        assert again.next_seq == 10 and [s for s, _ in again.records()] == [9]
+    finally:
+        del firmware.outbox.open
+        del firmware.atomic.open
+        remove_tree(d)
