@@ -256,8 +256,8 @@ class Node:
 
     def _flash_health(self, extra):
         """flash: "ok", "full" (the last append found no room, or less than the outbox's
-        reserve is free) or "failing" (writes the
-        flash refused otherwise, counted in flash_errors); flash_free in bytes."""
+        reserve is free) or "failing" (writes the flash refused otherwise, counted in
+        flash_errors); flash_free in bytes."""
         ob = self.outbox
         free = ob.free_bytes()
         full = ob.full or (free is not None and free < ob.reserve_bytes)  # below the reserve
@@ -405,14 +405,7 @@ EXIT_DEEPSLEEP = 4
 def main(directory, cause=None, after_boot=None):
     """Boot and run a node from `directory`; on a board this never returns.
     `after_boot(node)`: the unix port's hook for the simulated flash (firmware/main_unix.py)."""
-    while True:
-        try:
-            node = Node(directory, cause=cause).boot()
-            break
-        except ValueError as e:  # ConfigError: neither config.json nor the last good one
-            # No boot loop: wait for a technician to put a config on the flash.
-            print("no usable config, trying again in 10 s:", e)
-            clock.sleep_ms(10000)
+    node = Node(directory, cause=cause).boot()  # no usable config at all raises: the loader's fallback
     if after_boot is not None:
         after_boot(node)
     how = node.run()

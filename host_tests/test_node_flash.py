@@ -151,14 +151,3 @@ def test_corruption_found_at_boot_is_repaired_and_reported(mosquitto, collector,
     assert seqs and len(missing(seqs)) <= 5 and node.alive()  # only the records under the garbage are gone
     assert _healths(collector)[-1]["dropped"] >= len(missing(seqs))
 
-
-def test_no_usable_config_is_no_boot_loop(runner):
-    node = runner("n1", flash=SMALL_FLASH)
-    node.write_file("config.json", b"not json")
-    node.start()
-    deadline = time.monotonic() + 30
-    while "no usable config" not in node.output() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert "no usable config, trying again in 10 s" in node.output()
-    time.sleep(1)
-    assert node.alive()  # waiting for a technician, not exiting into a boot loop
