@@ -119,10 +119,14 @@ def read(path, max_bytes):
     """
     tmp = path + TMP_SUFFIX
     if exists(tmp):
-        if exists(path):
-            remove(tmp)
-        else:
-            os.rename(tmp, path)
+        try:
+            if exists(path):
+                remove(tmp)
+            else:
+                os.rename(tmp, path)
+        except OSError:  # a read-only flash: read what is there, the temp stays
+            if not exists(path):
+                path = tmp
     n = size(path)
     if n < 0:
         return None

@@ -1,14 +1,76 @@
-# A node on the unix port (or CPython): the firmware as it runs on a board, with the
-# directory standing in for the board's flash.
+# A node on the unix port (or CPython): the firmware as it runs on a board.
 #   micropython firmware/main_unix.py STATE_DIR [RESET_CAUSE]
+# When STATE_DIR holds a flash image (flash.img, see hal/sim/flash.py) the node runs on
+# a board's flash: the LittleFS in the image, mounted at /flash (the working directory,
+# as on a board), with the flash faults of STATE_DIR/flash.json ({"faults": [...],
+# "pause_us": n}) switched on and off as the node runs. Without an image the directory
+# itself stands in for the flash (a Pi gateway, debugging).
 # Exit codes: 0 stopped, 3 reboot requested, 4 deep sleep (see firmware/node.py).
 
 import sys
 
-from firmware.node import main
+from firmware import node as _node
+
+_MOUNT = "/flash"
+
+
+def _exists(path):
+    import os
+
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def mount_flash(directory):
+    """(the node's directory, a function to call with the booted node or None)."""
+    from hal.sim import flash
+
+    image = directory.rstrip("/") + "/" + flash.IMAGE_NAME
+    if not _exists(image) or sys.implementation.name != "micropython":
+        return directory, None
+    import json
+    import os
+
+    jig_cfg = {}
+    if _exists(directory.rstrip("/") + "/flash.json"):
+        with open(directory.rstrip("/") + "/flash.json") as f:
+            jig_cfg = json.loads(f.read())
+    dev, report = flash.mount(image, _MOUNT, pause_us=jig_cfg.get("pause_us", 0))
+    if report:
+        print(report)
+    here = os.getcwd()
+    for i in range(len(sys.path)):  # imports from a relative path must survive the chdir
+        p = sys.path[i]
+        if p[:1] != "/" and p != ".frozen":
+            sys.path[i] = here + ("/" + p if p else "")
+    for m in list(sys.modules.values()):  # and packages already imported from one
+        p = getattr(m, "__path__", None)
+        if type(p) is str and p[:1] != "/" and not p.startswith(".frozen"):
+            m.__path__ = here + "/" + p
+    os.chdir(_MOUNT)
+    jig = flash.FlashJig(dev, _MOUNT, jig_cfg.get("faults", ()))
+    jig.tick()  # faults from the first moment (a flash already full at boot)
+
+    def attach(node):
+        node.flash_report = report
+        platform_tick = node._tick
+
+        def tick(now):
+            jig.tick(now)
+            if platform_tick is not None:
+                platform_tick(now)
+
+        node._tick = tick
+
+    return _MOUNT, attach
+
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         print("usage: main_unix.py STATE_DIR [RESET_CAUSE]")
         sys.exit(2)
-    sys.exit(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "power_on"))
+    where, attach = mount_flash(sys.argv[1])
+    sys.exit(_node.main(where, sys.argv[2] if len(sys.argv) > 2 else "power_on", attach))

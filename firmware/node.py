@@ -32,6 +32,7 @@ _ERROR_PAUSE_MS = 50  # after a step that raised: the next pass is not at once
 _BLINK_MS = 250  # the identify LED's half period
 _SECRETS = ("password",)
 _DEEP_AWAKE_MAX_MS = 20000  # longest a deep-sleep node stays awake trying to publish
+_UNSAVED_MAX = 8  # readings the flash refused, held in RAM until published (then dropped)
 
 
 def _load(name):
@@ -130,6 +131,8 @@ class Node:
         self.reboot_requested = False
         self.step_errors = 0
         self.wdt = None
+        self.flash_report = None  # set by the unix port when its flash had to be formatted
+        self._unsaved = []  # (seq, body) the outbox could not commit (a full or failing flash)
 
     # -- boot ---------------------------------------------------------------------------
 
@@ -238,10 +241,14 @@ class Node:
             self._next_cycle = clock.ticks_add(now, self.interval_ms)  # overslept: no catch-up burst
         body = payloads.data_body(self.net.unix_time(), self.net.synced(), self.sensors.take())
         seq = self.outbox.append(body)  # on flash before anyone sees it
+        if not self.outbox.committed:  # the flash refused it: the seq is given, publish from RAM
+            self._unsaved.append((seq, body))
+            if len(self._unsaved) > _UNSAVED_MAX:
+                self.outbox.let_go(self._unsaved.pop(0)[0])
         self.cycles += 1
         if self.cycles % self.health_every == 0:
             self._health_due = True
-        return seq, body
+        return (seq, body) if self.outbox.committed else None
 
     def _publish(self, fresh):
         link = self.link
@@ -249,6 +256,13 @@ class Node:
         while self._results and link.connected:
             if link.publish("cmd/result", self._results[0], 1):
                 self._results.pop(0)
+        # Readings the flash could not take exist only in RAM: they go first.
+        while self._unsaved and link.connected:
+            seq, body = self._unsaved[0]
+            if not link.publish("data", payloads.with_seq(seq, body), 1):
+                break
+            self._unsaved.pop(0)
+            self.published += 1
         # The fresh cycle goes out at once, even behind a backlog; from RAM, not read back.
         if fresh is not None:
             seq, body = fresh
@@ -307,6 +321,7 @@ class Node:
             "config_error": self.config_error,
             "step_errors": self.step_errors,
         }
+        self._flash_health(extra)
         rssi = self.net.rssi()
         if rssi is not None:
             extra["rssi"] = rssi
@@ -314,6 +329,30 @@ class Node:
         return payloads.health(
             uptime_s, self.outbox.pending(), self.outbox.dropped, self.link.reconnects, self.sensors.errors(), extra
         )
+
+    def _flash_health(self, extra):
+        """flash: "ok", "full" (the last append found no room, or less than the outbox's
+        reserve is free) or "failing" (writes the flash refused otherwise, counted in
+        flash_errors); flash_free in bytes."""
+        ob = self.outbox
+        free = ob.free_bytes()
+        full = ob.full or (free is not None and free < ob.reserve_bytes)  # below the reserve
+        extra["flash"] = "failing" if ob.write_errors else ("full" if full else "ok")
+        extra["flash_free"] = free
+        extra["flash_errors"] = ob.write_errors
+        if self._unsaved:
+            extra["unsaved"] = len(self._unsaved)
+        if ob.last_error is not None and extra["flash"] != "ok":
+            extra["flash_error"] = str(ob.last_error)
+        st_err = self.state.get("state_error")
+        if st_err:
+            extra["state_error"] = st_err  # the boot counter and reset cause live in RAM only
+        if self.flash_report:
+            extra["flash_report"] = self.flash_report
+        if ob.repairs:
+            extra["outbox_repairs"] = ob.repairs  # damaged stretches cut out at boot
+        if ob.state_error:
+            extra["outbox_error"] = ob.state_error
 
     def run(self, stop=None):
         """Loop until stop() says so or a reboot is requested; a step that raises is counted
@@ -444,9 +483,12 @@ EXIT_REBOOT = 3
 EXIT_DEEPSLEEP = 4
 
 
-def main(directory, cause=None):
-    """Boot and run a node from `directory`; on a board this never returns."""
-    node = Node(directory, cause=cause).boot()
+def main(directory, cause=None, after_boot=None):
+    """Boot and run a node from `directory`; on a board this never returns.
+    `after_boot(node)`: the unix port's hook for the simulated flash (firmware/main_unix.py)."""
+    node = Node(directory, cause=cause).boot()  # no usable config at all raises: the loader's fallback
+    if after_boot is not None:
+        after_boot(node)
     how = node.run()
     try:
         import machine

@@ -36,6 +36,17 @@
 # Segments hold the seqs [first, next segment's first); the newest one is "active" and
 # takes the appends until segment_records seqs have gone into it.
 #
+# A full or failing flash (issue 17) never stops the node: the outbox keeps `reserve_bytes`
+# of the file system free for the config and the node state by dropping its oldest
+# segment before it opens a new one (bounded by the space it can have, as well as by
+# max_records); an append the flash refuses (ENOSPC even after dropping, EIO, a
+# read-only flash) still gives the record its seq, with `committed` False: the caller
+# publishes it from RAM and calls let_go(seq) if it never could (counted in `dropped`).
+# Such a seq is a gap on flash from the start, persisted when the state file can still
+# be written (a small file: on a full LittleFS it still fits in the directory's
+# metadata). `full` says the last append met a full flash, `write_errors` counts the
+# writes that failed otherwise; no write failure raises out of the outbox.
+#
 # RAM is bounded whatever the outbox holds: the list of segment first seqs, the seq
 # ranges known lost, at most 64 out-of-order acks, and fixed header/CRC/copy buffers.
 # Files are read record by record, never whole. The active segment stays open for
@@ -94,7 +105,8 @@ def _makedirs(path):
 
 
 class Outbox:
-    def __init__(self, directory, max_records=1000, segment_records=50, max_payload=4096, ack_persist_every=8):
+    def __init__(self, directory, max_records=1000, segment_records=50, max_payload=4096, ack_persist_every=8,
+                 reserve_bytes=16384):
         if max_records < 1 or segment_records < 1 or ack_persist_every < 1:
             raise ValueError("outbox: max_records, segment_records and ack_persist_every must be >= 1")
         if not 1 <= max_payload <= _MAX_PAYLOAD:
@@ -104,6 +116,7 @@ class Outbox:
         self.max_records = max_records
         self._max_payload = max_payload
         self._ack_persist_every = ack_persist_every
+        self.reserve_bytes = reserve_bytes
         self._hdr = bytearray(_HDR_SIZE)
         self._crc = bytearray(_CRC_SIZE)
         self._chunk = bytearray(128)
@@ -126,7 +139,16 @@ class Outbox:
         self.repairs = 0  # damaged stretches of segment files cut out when opening
         self.state_error = None  # why the state file could not be used, if it could not
         self.trim_error = None  # an OSError that kept the oldest segment from being dropped
-        _makedirs(self._dir)
+        self.committed = True  # whether the last append reached the flash
+        self.full = False  # the last append found the flash full
+        self.write_errors = 0  # writes the flash refused for another reason than space (EIO)
+        self.last_error = None  # the last OSError of a write, for health
+        self._dir_ok = False  # made again by the next append when the flash had no room
+        try:
+            _makedirs(self._dir)
+            self._dir_ok = True
+        except OSError as e:
+            self._failed(e)
         self._open()
 
     # -- public interface ----------------------------------------------------------------
@@ -151,19 +173,22 @@ class Outbox:
         if n > self._max_payload:
             raise ValueError("outbox: a record of %d bytes is more than max_payload %d" % (n, self._max_payload))
         seq = self.next_seq
-        if self._active_path is None or seq >= self._reserved:
-            self._new_segment(seq)
         struct.pack_into(_HDR_FMT, self._hdr, 0, _MAGIC, n, seq)
         struct.pack_into("<I", self._crc, 0, binascii.crc32(payload, binascii.crc32(self._hdr)))
         try:
-            self._write(payload)
+            self._commit(seq, payload)
         except OSError as e:
-            if e.args[0] != _ENOSPC or len(self._segs) < 2:
-                raise
-            # Flash full: let the oldest segment go and try once more. A partial record
-            # left by the failed write is followed by this one; reading skips it.
-            self._drop_oldest()
-            self._write(payload)
+            # Nothing can be committed: the record keeps its seq and goes out from RAM.
+            self._failed(e)
+            self.committed = False
+            self.next_seq = seq + 1
+            self._ooo.append(seq)  # so that the gap below is not counted as dropped
+            self._add_gap(seq, seq)
+            self._advance()
+            self._persist()  # the seq is given out: a reboot must not give it again
+            return seq
+        self.committed = True
+        self.full = False
         self.next_seq = seq + 1
         # Make room only now: a cut during the write must not cost an older record too.
         while len(self._segs) >= 2 and self.next_seq - self._segs[1] >= self.max_records:
@@ -174,6 +199,62 @@ class Outbox:
                 self.trim_error = e
                 break
         return seq
+
+    def _commit(self, seq, payload):
+        if not self._dir_ok:
+            _makedirs(self._dir)
+            self._dir_ok = True
+        if self._active_path is None or seq >= self._reserved:
+            self._make_room()
+            self._new_segment(seq)
+        try:
+            self._write(payload)
+        except OSError as e:
+            if e.args[0] == _ENOSPC:
+                if len(self._segs) < 2:
+                    raise
+                # Flash full: let the oldest segment go and try once more. A partial record
+                # left by the failed write is followed by this one; reading skips it.
+                self._drop_oldest()
+            else:
+                self._failed(e)  # a worn block: LittleFS writes elsewhere on the retry
+            self._write(payload)
+
+    def _failed(self, e):
+        if e.args[0] == _ENOENT and not self._dir_ok:
+            return  # no outbox directory: there was no room to make it (already counted full)
+        self.last_error = e
+        if e.args[0] == _ENOSPC:
+            self.full = True
+        else:
+            self.write_errors += 1
+
+    def _make_room(self):
+        """Before a new segment: keep reserve_bytes free for the other files on flash."""
+        while len(self._segs) >= 2:
+            free = self.free_bytes()
+            if free is None or free >= self.reserve_bytes:
+                return
+            self._drop_oldest()
+
+    def let_go(self, seq):
+        """A record that append() could not commit (committed False) will never be
+        published: count it in dropped."""
+        self.dropped += 1
+
+    def free_bytes(self):
+        """Free bytes of the file system holding the outbox (None where unknown)."""
+        statvfs = getattr(os, "statvfs", None)
+        if statvfs is None:
+            return None
+        try:
+            st = statvfs(self._dir)
+        except OSError:
+            return None
+        free = st[3]
+        if free > st[2]:
+            free = 0  # a completely full LittleFS answers a negative count
+        return st[0] * free
 
     def oldest(self, n=1, after=None):
         """Up to n of the oldest unacknowledged records as a list of (seq, payload), in
@@ -229,16 +310,25 @@ class Outbox:
 
     def _open(self):
         segs = []
-        for name in os.listdir(self._dir):
+        try:
+            names = os.listdir(self._dir)
+        except OSError as e:  # no directory: it could not be made (a full or read-only flash)
+            self._failed(e)
+            names = []
+        for name in names:
             if name.endswith(_SEG_SUFFIX + atomic.TMP_SUFFIX):
                 # a segment rewrite cut short: the original is intact (or, on FAT, gone
                 # while the complete copy waits: promote it)
                 base = self._path(name[: -len(atomic.TMP_SUFFIX)])
-                if atomic.exists(base):
-                    atomic.remove(self._path(name))
-                else:
-                    os.rename(self._path(name), base)
-                    name = name[: -len(atomic.TMP_SUFFIX)]
+                try:
+                    if atomic.exists(base):
+                        atomic.remove(self._path(name))
+                    else:
+                        os.rename(self._path(name), base)
+                        name = name[: -len(atomic.TMP_SUFFIX)]
+                except OSError as e:  # a read-only flash: the original is intact
+                    self._failed(e)
+                    continue
             if len(name) == 12 and name.endswith(_SEG_SUFFIX):
                 try:
                     first = int(name[:8], 16)
@@ -302,13 +392,26 @@ class Outbox:
         self._persisted = st and (st[0], st[1], st[2], st[4], st[5], st[3])
         if self._state_tuple() != self._persisted:
             self._persist()
+        if self._persisted is None:  # no state on flash and none could be written
+            self._persisted = (0, -1, 0, 0, 0, [])
         for i in dirty:
-            self._rewrite(i)
+            try:
+                self._rewrite(i)
+            except OSError as e:  # no room or a failing flash: reading skips the damage anyway
+                self._failed(e)
         self._release()
 
     def _read_state(self):
+        st = self._read_state_file(self._path(_STATE_NAME))
+        # Where the state went when the flash had no room for the outbox directory:
+        spare = self._read_state_file(self._dir + "." + _STATE_NAME)
+        if spare is not None and (st is None or spare[0] > st[0]):
+            return spare
+        return st
+
+    def _read_state_file(self, path):
         try:
-            data = atomic.read(self._path(_STATE_NAME), _STATE_MAX)
+            data = atomic.read(path, _STATE_MAX)
         except ValueError as e:
             self.state_error = str(e)
             return None
@@ -348,8 +451,17 @@ class Outbox:
         body = json.dumps(
             {"next": t[0], "acked": t[1], "dropped": t[2], "active": t[3], "reserved": t[4], "lost": t[5]}
         )
-        atomic.write(self._path(_STATE_NAME), "S1 %08x %s\n" % (binascii.crc32(body.encode()), body))
+        try:
+            data = "S1 %08x %s\n" % (binascii.crc32(body.encode()), body)
+            if self._dir_ok:
+                atomic.write(self._path(_STATE_NAME), data)
+            else:  # beside the directory that could not be made: the seqs given out must stay known
+                atomic.write(self._dir + "." + _STATE_NAME, data)
+        except OSError as e:  # kept in RAM and written again at the next chance
+            self._failed(e)
+            return False
         self._persisted = (t[0], t[1], t[2], t[3], t[4], [[g[0], g[1]] for g in t[5]])
+        return True
 
     # -- reading records --------------------------------------------------------------------
 
@@ -603,8 +715,14 @@ class Outbox:
     def _release(self):
         """Delete segments whose every seq is at or below the persisted ack position."""
         segs = self._segs
-        while len(segs) >= 2 and segs[1] <= self._persisted[1] + 1:
-            atomic.remove(self._path(_seg_name(segs.pop(0))))
+        persisted = self._persisted[1] if self._persisted else -1
+        while len(segs) >= 2 and segs[1] <= persisted + 1:
+            try:
+                atomic.remove(self._path(_seg_name(segs[0])))
+            except OSError as e:
+                self._failed(e)
+                return
+            segs.pop(0)
 
     def _drop_oldest(self):
         """The outbox is full: let the oldest segment go, counting what was unacknowledged."""
@@ -626,7 +744,13 @@ class Outbox:
                 gaps[0][0] = end + 1
             self._gaps = gaps
             self._advance()
-        self._persist()
+        if not self._persist():
+            # The state cannot be written: remove the segment all the same (the space is
+            # what is needed); the next open counts its seqs as dropped from the state's
+            # older ack position, as they are.
+            atomic.remove(self._path(_seg_name(segs[0])))
+            segs.pop(0)
+            return
         self._release()
 
     def _new_segment(self, first):
@@ -662,4 +786,7 @@ class Outbox:
         f = self._appender
         if f is not None:
             self._appender = None
-            f.close()
+            try:
+                f.close()
+            except OSError:  # the write that failed before: what it left, reading skips
+                pass

@@ -29,20 +29,58 @@ def node_config(node_id, broker, interval_s=0.2, sensors=None, **extra):
     return cfg
 
 
-class NodeRunner:
-    """One node: `micropython -m firmware.main_unix DIR CAUSE` with DIR as its flash, run
-    from the compiled tree (streetnode.common.build: firmware, drivers, hal and umqtt as .mpy)."""
+ESP32_FLASH = 2 * 1024 * 1024  # the VFS partition of a stock ESP32-DevKitC (hal/sim/flash.py)
 
-    def __init__(self, directory, mpy_tree, heap="512k"):
+
+class NodeRunner:
+    """One node: `micropython -m firmware.main_unix DIR CAUSE`, run from the compiled tree
+    (streetnode.common.build: firmware, drivers, hal and umqtt as .mpy). Its flash is a
+    board's: a LittleFS image of `flash` bytes in DIR (hal/sim/flash.py; default the
+    ESP32-DevKitC's 2 MiB) with the flash faults `flash_faults` (hal/sim/flash.FlashJig);
+    with flash=None, DIR itself (the host-directory mode)."""
+
+    def __init__(self, directory, mpy_tree, heap="512k", flash=ESP32_FLASH, flash_faults=(), pause_us=0):
+        from streetnode.sim.flashimg import FlashImage
+
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.lib = mpy_tree
         self.heap = heap
         self.proc = None
         self.log = self.dir / "node.log"
+        self.image = None
+        if flash:
+            self.image = FlashImage(self.dir / "flash.img")
+            if not self.image.exists():
+                self.image.format(flash)
+            self.set_flash_faults(flash_faults, pause_us)
+
+    def set_flash_faults(self, faults, pause_us=0):
+        """The flash faults of the next boots (times from each boot)."""
+        (self.dir / "flash.json").write_text(json.dumps({"faults": list(faults), "pause_us": pause_us}))
+
+    def write_file(self, name, data):
+        if self.image is not None:
+            self.image.put_bytes(name, data)
+        else:
+            (self.dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.dir / name).write_bytes(data)
+
+    def read_file(self, name):
+        """A file of the node's flash (None when missing); only while the node is stopped."""
+        if self.image is not None:
+            return self.image.get_bytes(name)
+        p = self.dir / name
+        return p.read_bytes() if p.exists() else None
+
+    def flash_copy(self, target):
+        """The node's flash as a host directory to open on CPython (a copy for an image)."""
+        if self.image is None:
+            return self.dir
+        return self.image.pull(target)
 
     def write_config(self, cfg):
-        (self.dir / "config.json").write_text(json.dumps(cfg))
+        self.write_file("config.json", json.dumps(cfg).encode())
 
     def start(self, cause="power_on"):
         env = dict(os.environ)

@@ -50,6 +50,6 @@ def test_node_on_micropython_uses_its_credentials(locked_broker, tmp_path, mpy_t
         assert bad.alive()  # refused, backing off, still sampling into its outbox
         assert "n2" not in collector.data
         bad.stop()
-        assert b'"next"' in (tmp_path / "n2" / "outbox" / "state").read_bytes()
+        assert b'"next"' in bad.read_file("outbox/state")
     finally:
         collector.close()

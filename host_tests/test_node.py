@@ -1,9 +1,10 @@
 """The whole node: the firmware on the real MicroPython interpreter (simulated sensors,
-its flash a directory) against a real mosquitto. These are the guarantees of the MQTT
-contract (docs/integrator.md): every seq arrives, in spite of broker outages, SIGKILLs at
-random moments, sensor faults and hostile commands. The broker is persistent_mosquitto, so
-that the collector's session survives the broker restarts of the outage tests (the node's
-own session is clean, as on the street)."""
+its flash LittleFS on a simulated block device of the ESP32-DevKitC's size) against a
+real mosquitto. These are the guarantees of the MQTT contract (docs/integrator.md): every
+seq arrives, in spite of broker outages, SIGKILLs at random moments, sensor faults and
+hostile commands. The broker is persistent_mosquitto, so that the collector's session
+survives the broker restarts of the outage tests (the node's own session is clean, as on
+the street)."""
 
 import json
 import random
@@ -35,18 +36,22 @@ def runner(tmp_path, mpy_tree):
         r.stop()
 
 
-def _last_seq(node_dir):
-    """The highest seq the node ever gave out, from its own outbox (read on CPython)."""
+def _last_seq(node):
+    """The highest seq the node ever gave out, from its own outbox (read on CPython, from
+    a copy of its flash)."""
+    import tempfile
+
     from firmware.outbox import Outbox
 
-    return Outbox(str(node_dir / "outbox")).last_seq
+    with tempfile.TemporaryDirectory(dir=str(node.dir)) as d:
+        return Outbox(str(node.flash_copy(d) / "outbox")).last_seq
 
 
 def _drained(node, collector, timeout=60):
     """Stop the node, boot it once more and wait until every seq it ever gave out has
     arrived: what was still in the outbox at the stop is published after the boot."""
     node.stop()
-    last = _last_seq(node.dir)
+    last = _last_seq(node)
     node.start(cause="soft")
     collector.wait(lambda: set(range(1, last + 1)) <= set(collector.seqs("n1")), timeout, "every seq up to %d" % last)
     node.stop()
@@ -168,7 +173,7 @@ def test_hostile_commands_cannot_hurt_the_node(persistent_mosquitto, collector, 
     node.write_config(cfg)
     node.start()
     collector.wait(lambda: collector.status.get("n1") and collector.status["n1"][-1]["state"] == "online", 30, "online")
-    config_before = (node.dir / "config.json").read_bytes()
+    config_before = node.read_file("config.json")
     rng = random.Random(99)
     topic = "streetnode/n1/cmd"
     sent = 0
@@ -207,7 +212,7 @@ def test_hostile_commands_cannot_hurt_the_node(persistent_mosquitto, collector, 
     collector.publish(topic, json.dumps({"id": "final", "cmd": "health"}))
     collector.wait(lambda: any(r.get("id") == "final" for r in collector.results.get("n1", [])), 60, "the final command's result")
     assert node.alive()
-    assert (node.dir / "config.json").read_bytes() == config_before
+    assert node.read_file("config.json") == config_before
     results = collector.results["n1"]
     assert all(r["ok"] is False for r in results if r.get("id") not in ("final", "flood-end"))
     assert all(isinstance(r.get("error"), str) for r in results if r["ok"] is False)
@@ -216,7 +221,7 @@ def test_hostile_commands_cannot_hurt_the_node(persistent_mosquitto, collector, 
     collector.wait(lambda: any(r.get("id") == "ok1" for r in collector.results["n1"]), 30, "set_interval result")
     r = [r for r in collector.results["n1"] if r.get("id") == "ok1"][0]
     assert r["ok"] is True, r
-    assert json.loads((node.dir / "config.json").read_text())["interval_s"] == 0.3
+    assert json.loads(node.read_file("config.json"))["interval_s"] == 0.3
     before = len(collector.seqs("n1"))
     collector.wait(lambda: len(collector.seqs("n1")) >= before + 5, 30, "readings after the commands")
     assert missing(collector.seqs("n1")) == []
@@ -230,7 +235,7 @@ def test_bad_config_file_keeps_the_last_good_one(persistent_mosquitto, collector
     collector.wait(lambda: len(collector.seqs("n1")) >= 3, 30, "first readings")
     node.stop()
     text = json.dumps(good)
-    (node.dir / "config.json").write_text(text[: len(text) // 2])  # truncated on flash
+    node.write_file("config.json", text[: len(text) // 2].encode())  # truncated on flash
     node.start()
     collector.wait(lambda: collector.health.get("n1") and collector.health["n1"][-1].get("config_error"), 30,
                    "health naming the config error")
@@ -239,7 +244,7 @@ def test_bad_config_file_keeps_the_last_good_one(persistent_mosquitto, collector
     collector.wait(lambda: len(collector.seqs("n1")) >= n + 3, 30, "readings on the last good config")
     node.stop()
     wrong = dict(good, interval_s="fast")
-    (node.dir / "config.json").write_text(json.dumps(wrong))
+    node.write_file("config.json", json.dumps(wrong).encode())
     node.start()
     collector.wait(lambda: "interval_s" in (collector.health["n1"][-1].get("config_error") or ""), 30,
                    "health naming interval_s")

@@ -43,4 +43,18 @@ def test_sim_runs_a_fleet_restarts_a_killed_node_and_loses_nothing(tmp_path):
     assert int(m.group(1)) >= 20 and m.group(2) == "0", out
     assert "sim-1    " in out and "online" in out
     # The restarted node resumed its seq on the same flash (boot 2).
-    assert '"boot_count": 2' in (state / "sim-2" / "state.json").read_text()
+    # It runs on LittleFS of the ESP32-DevKitC's size by default.
+    from streetnode.sim.flashimg import FlashImage
+
+    image = FlashImage(state / "sim-2" / "flash.img")
+    assert image.path.stat().st_size == 2 * 1024 * 1024
+    assert '"boot_count": 2' in image.get_bytes("state.json").decode()
+    assert re.search(r"sim-1 flash: \d+ of 2048 KiB used", out), out
+    assert re.search(r"flash: sim-1 \d+% of 2048 KiB ok", out), out
+
+
+def test_sim_refuses_a_bad_flash_size(tmp_path):
+    r = subprocess.run(_streetnode() + ["sim", "--flash-size", "12k", "--duration", "1", "--state-dir", str(tmp_path)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode != 0
+    assert "flash size must be a multiple of 4 KiB and at least 64 KiB" in r.stdout + r.stderr

@@ -57,6 +57,7 @@ def build_parser():
         "and prints its address. A node process that dies is started again, as a board reboots.",
         epilog="examples:\n  streetnode sim --nodes 3 --duration 60\n"
         "  streetnode sim --nodes 20 --broker 127.0.0.1:1883 --interval 5 --state-dir /tmp/fleet\n"
+        "  streetnode sim --nodes 2 --flash-size pico-w\n"
         "  streetnode sim --broker localhost --tls --ca ca.pem --user sim --password-file sim-pw.txt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -69,6 +70,10 @@ def build_parser():
                    "unix port is 64-bit and each node also carries its simulated chips)")
     s.add_argument("--state-dir", metavar="DIR", help="each node's flash lives in DIR/<node id> (default: a temporary directory)")
     s.add_argument("--keep-state", action="store_true", help="keep the temporary state directory")
+    s.add_argument("--flash-size", default="esp32-devkitc", metavar="SIZE",
+                   help="each node's flash: LittleFS on a simulated block device of SIZE (bytes, NNk, NNM, or a "
+                   "board: esp32-devkitc = 2M, pico-w = 848k; default esp32-devkitc), in DIR/<node id>/flash.img; "
+                   "'host' runs on the state directory itself (debugging)")
     s.set_defaults(func=_sim)
 
     d = sub.add_parser(

@@ -3,8 +3,10 @@ interpreter with simulated sensors in a simulated street, publishing to a broker
 own (mosquitto when installed, else the embedded amqtt) or the one given.
 
 A node process that dies is started again, as a board reboots, and the sim says so. Each
-node's flash is a directory under --state-dir: a node started again on the same state
-resumes its seq and its outbox.
+node's flash is a board's: LittleFS on a simulated block device of the board's size
+(--flash-size, default the ESP32-DevKitC's 2 MiB VFS partition; hal/sim/flash.py) in
+<state-dir>/<node>/flash.img, or with --flash-size host the directory itself. A node
+started again on the same state resumes its seq and its outbox.
 """
 
 import json
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from streetnode.common import deps, mpy, mqtt
 from streetnode.common.paths import REPO
+from streetnode.sim.flashimg import FlashImage, parse_size
 
 EXIT_REBOOT = 3  # firmware/node.py
 EXIT_DEEPSLEEP = 4
@@ -155,6 +158,7 @@ class LiveView:
         self.prefix = prefix
         self.fleet = Fleet(prefix)
         self.lock = threading.Lock()
+        self.flash = {}  # node -> the flash fields of its last health
         # wait=False: a broker that is not up yet is waited for, as the nodes wait for it
         self.client = mqtt.connect(opts, "streetnode-sim-view-%d" % os.getpid(), on_message=self._on_message,
                                    subscribe=[prefix + "/+/#"], wait=False)  # fmt: skip
@@ -162,6 +166,27 @@ class LiveView:
     def _on_message(self, client, userdata, msg):
         with self.lock:
             self.fleet.feed(msg.topic, msg.payload, time.time())
+            if msg.topic.endswith("/health"):
+                try:
+                    h = json.loads(msg.payload)
+                except ValueError:
+                    return
+                if isinstance(h, dict) and "flash" in h:
+                    self.flash[msg.topic.split("/")[-2]] = (h.get("flash"), h.get("flash_free"), h.get("flash_errors"))
+
+    def flash_line(self, sizes):
+        """Flash use per node from their health: 'sim-1 3% of 2048 KiB ok, ...'."""
+        with self.lock:
+            parts = []
+            for node in sorted(self.flash):
+                state, free, errors = self.flash[node]
+                size = sizes.get(node)
+                if size and free is not None:
+                    use = "%d%% of %d KiB" % (round(100.0 * (size - free) / size), size // 1024)
+                else:
+                    use = "%s KiB free" % (free // 1024 if free is not None else "?")
+                parts.append("%s %s %s%s" % (node, use, state, " (%d errors)" % errors if errors else ""))
+            return "flash: " + ", ".join(parts) if parts else ""
 
     def events(self):
         """Alerts raised or cleared since the last call, as lines."""
@@ -199,6 +224,11 @@ def run(args, out=sys.stdout):
         raise ValueError("--nodes must be at least 1")
     if args.interval <= 0:
         raise ValueError("--interval must be positive")
+    flash_arg = getattr(args, "flash_size", "esp32-devkitc") or "host"
+    try:
+        flash_size = None if flash_arg == "host" else parse_size(flash_arg)
+    except ValueError as e:
+        raise ValueError("--flash-size: %s" % e)
     from streetnode.common.build import compile_tree
 
     lib = compile_tree(lib=deps.device_lib())  # firmware, drivers, hal and umqtt as .mpy
@@ -219,18 +249,33 @@ def run(args, out=sys.stdout):
     state_dir.mkdir(parents=True, exist_ok=True)
     sensors = available_sensors()
     nodes = []
+    sizes = {}
     for i in range(1, args.nodes + 1):
         node_id = "sim-%d" % i
         d = state_dir / node_id
         d.mkdir(exist_ok=True)
         cfg = node_config(node_id, opts, args.interval, sensors, seed=i)
-        (d / "config.json").write_text(json.dumps(cfg, indent=1))
-        if ca_der:
-            (d / CA_FILE).write_bytes(ca_der)
+        text = json.dumps(cfg, indent=1)
+        if flash_size is None:
+            (d / "config.json").write_text(text)
+            if ca_der:
+                (d / CA_FILE).write_bytes(ca_der)
+        else:
+            image = FlashImage(d / "flash.img")
+            if not image.exists():
+                image.format(flash_size)  # a blank board's flash, as the boot scripts format it
+            image.put_text("config.json", text)  # what `streetnode deploy` would copy
+            if ca_der:
+                image.put_bytes(CA_FILE, ca_der)
+            sizes[node_id] = image.path.stat().st_size
         nodes.append(NodeProcess(node_id, d, args.heap, lib, out))
     view = LiveView(opts)
     print("%d node(s), state in %s, sensors: %s" % (
         len(nodes), state_dir, ", ".join(s["driver"] for s in sensors)), file=out, flush=True)  # fmt: skip
+    if flash_size is None:
+        print("flash: the state directory itself (host mode)", file=out, flush=True)
+    else:
+        print("flash: LittleFS, %d KiB per node (%s)" % (flash_size // 1024, flash_arg), file=out, flush=True)
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -254,6 +299,9 @@ def run(args, out=sys.stdout):
                 print(time.strftime("%H:%M:%S ") + line, file=out, flush=True)
             if now >= next_table:
                 print(time.strftime("\n%H:%M:%S fleet\n") + view.table(), file=out, flush=True)
+                line = view.flash_line(sizes)
+                if line:
+                    print(line, file=out, flush=True)
                 next_table = now + max(args.interval, 2.0)
             stop.wait(0.2)
     finally:
@@ -261,6 +309,14 @@ def run(args, out=sys.stdout):
             n.stop()
         time.sleep(0.5)
         print(time.strftime("\n%H:%M:%S final\n") + view.table(), file=out, flush=True)
+        if sizes:
+            for n in nodes:
+                try:
+                    df = FlashImage(n.dir / "flash.img").df()
+                    print("%s flash: %d of %d KiB used" % (n.node_id, df["used"] // 1024, df["size"] // 1024),
+                          file=out, flush=True)  # fmt: skip
+                except Exception as e:  # noqa: BLE001 - a report line, never a reason to fail the run
+                    print("%s flash: %s" % (n.node_id, e), file=out, flush=True)
         summary = view.summary()
         view.close()
         if broker is not None:
