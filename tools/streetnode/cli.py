@@ -7,6 +7,7 @@ import sys
 from streetnode import __version__
 from streetnode.technician import bundle, deploy, flash, gateway, provision
 from streetnode.field import check, monitor, report
+from streetnode.integrator import bridge
 
 
 def _demo(args):
@@ -102,9 +103,10 @@ def build_parser():
     bs.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     bs.set_defaults(func=_bench_sensors)
 
-    # The technician's commands in the order of the job, then the field crew's: each
+    # The technician's commands in the order of the job, then the field crew's, then the
+    # integrator's: each
     # module defines its subcommand (options, --help examples, exit codes) in register().
-    for module in (provision, bundle, flash, deploy, gateway, check, monitor, report):
+    for module in (provision, bundle, flash, deploy, gateway, check, monitor, report, bridge):
         module.register(sub)
     return p
 
