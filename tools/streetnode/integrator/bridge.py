@@ -330,8 +330,11 @@ class Bridge:
 
 
 def _bridge_from_args(args):
-    opts = mqtt.BrokerOptions.from_args(args)
-    targets = parse_targets(args.to)
+    try:
+        opts = mqtt.BrokerOptions.from_args(args)
+        targets = parse_targets(args.to)
+    except ValueError as e:
+        raise Failure(str(e), 2) from None
     reg = {}
     if args.register:
         if not os.path.exists(args.register):
@@ -403,8 +406,11 @@ def unit_text(argv, python=None, user=DEFAULT_USER, state_dir=STATE_DIR):
 def run(args):
     if args.unit:
         argv = args.argv if getattr(args, "argv", None) is not None else sys.argv[2:]
-        parse_targets(args.to)  # a unit that cannot start is refused here
-        mqtt.BrokerOptions.from_args(args)
+        try:  # a unit that cannot start is refused here
+            parse_targets(args.to)
+            mqtt.BrokerOptions.from_args(args)
+        except ValueError as e:
+            raise Failure(str(e), 2) from None
         sys.stdout.write(unit_text(argv, args.python, args.unit_user, args.state_dir or STATE_DIR))
         return 0
     bridge = _bridge_from_args(args)

@@ -235,25 +235,28 @@ class SensorThings(Target):
 
     # -- observations -------------------------------------------------------------------
 
-    def existing(self, keys):
-        """{(datastream id, seq)} already at the server for these (node, seq) keys."""
+    def existing(self, rows):
+        """{(datastream id, seq)} already at the server among rows [(reading, datastream id, row)].
+
+        Asked per Datastream (Datastreams(id)/Observations?$filter=parameters/seq ...): this
+        server's $expand=Datastream on a page of Observations gives every one of them the
+        first one's Datastream, so a lookup across Datastreams cannot tell them apart."""
         found = set()
-        by_node = {}
-        for node, seq in keys:
-            by_node.setdefault(node, []).append(seq)
-        for node, seqs in by_node.items():
-            seqs.sort()
+        wanted = {}
+        for r, ds, _ in rows:
+            wanted.setdefault(ds, set()).add((r.node, r.seq))
+        for ds, keys in wanted.items():
+            node = next(iter(keys))[0]
+            seqs = sorted(seq for _, seq in keys)
             i = 0
             while i < len(seqs):
                 j = i
                 while j + 1 < len(seqs) and seqs[j + 1] - seqs[i] < 64:
                     j += 1
                 filt = "parameters/node eq %s and parameters/seq ge %d and parameters/seq le %d" % (quote(node), seqs[i], seqs[j])
-                for o in self._get_all("Observations", {"$filter": filt, "$select": "parameters",
-                                                        "$expand": "Datastream($select=id)"}):  # fmt: skip
+                for o in self._get_all("Datastreams(%s)/Observations" % ref(ds), {"$filter": filt, "$select": "parameters"}):
                     p = o.get("parameters") or {}
-                    ds = (o.get("Datastream") or {}).get("@iot.id")
-                    if p.get("node") == node and isinstance(p.get("seq"), int) and ds is not None:
+                    if p.get("node") == node and isinstance(p.get("seq"), int):
                         found.add((ds, p["seq"]))
                 i = j + 1
         return found
@@ -282,7 +285,7 @@ class SensorThings(Target):
             except Refused as e:
                 # Our entities, not the reading: a dead letter would drop the whole stream.
                 raise TargetUnavailable("creating the entities of node %s: %s" % (r.node, e)) from None
-        check = [r.key for r in readings if r.key in uncertain and r.key not in outcome]
+        check = [x for x in rows if x[0].key in uncertain]
         if check:
             have = self.existing(check)
             rows = [x for x in rows if (x[1], x[0].seq) not in have]
@@ -334,7 +337,7 @@ class SensorThings(Target):
                     failed += g  # a group is one transaction at this server: none of it stored
                 i += len(g)
         if failed:
-            have = self.existing({r.key for r, _, _ in failed})  # a server that stored part of a group
+            have = self.existing(failed)  # a server that stored part of a group
             self._post_each([x for x in failed if (x[1], x[0].seq) not in have], outcome)
 
     def wait_ready(self, timeout=30.0):
