@@ -251,6 +251,8 @@ class SensorThings(Target):
             i = 0
             while i < len(seqs):
                 j = i
+                # a span of < 64 seqs: one page (< $top 100) per query; this server's $skip
+                # pages overlap, so a lookup that needs paging could miss one and send it twice
                 while j + 1 < len(seqs) and seqs[j + 1] - seqs[i] < 64:
                     j += 1
                 filt = "parameters/node eq %s and parameters/seq ge %d and parameters/seq le %d" % (quote(node), seqs[i], seqs[j])
@@ -289,6 +291,8 @@ class SensorThings(Target):
         if check:
             have = self.existing(check)
             rows = [x for x in rows if (x[1], x[0].seq) not in have]
+            if have:
+                self.log("sensorthings: %d of %d values looked up were there already (not sent again)" % (len(have), len(check)))
         if self.batch:
             self._post_array(rows, outcome)
         else:
