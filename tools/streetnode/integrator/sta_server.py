@@ -12,6 +12,7 @@ Needs the test extra (pip install -e '.[test]'): django-ogc-sensorthings, Django
 """
 
 import argparse
+import atexit
 import os
 import shutil
 import subprocess
@@ -58,10 +59,18 @@ application = get_asgi_application()
 _template = {}  # python -> path of a migrated, empty database (migrate once per process)
 
 
+def _remove(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 class StaServer:
     def __init__(self, directory=None, host="127.0.0.1", port=None, python=None, start_timeout=60.0):
         self._own_dir = directory is None
         self.dir = Path(directory or tempfile.mkdtemp(prefix="streetnode-sta-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port or free_port(host)
         self.python = python or sys.executable
@@ -88,7 +97,9 @@ class StaServer:
                                capture_output=True, text=True)  # fmt: skip
             if p.returncode != 0:
                 raise RuntimeError("django migrate failed: %s" % (p.stderr.strip().splitlines() or ["?"])[-1])
-            tpl = str(self.dir.parent / ("streetnode-sta-template-%d.sqlite3" % os.getpid()))
+            fd, tpl = tempfile.mkstemp(prefix="streetnode-sta-template-", suffix=".sqlite3")
+            os.close(fd)
+            atexit.register(_remove, tpl)
             shutil.copyfile(self.db, tpl)
             _template[self.python] = tpl
         else:
