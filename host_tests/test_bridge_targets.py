@@ -229,13 +229,15 @@ def test_ranges_hold_exactly_the_seqs_added(seqs):
     assert all(r.r[i][1] + 1 < r.r[i + 1][0] for i in range(len(r.r) - 1))  # disjoint, not adjacent
 
 
-def test_ranges_stay_small_and_forget_into_the_floor():
-    r = Ranges()
-    for s in range(1, 4 * MAX_RANGES, 2):  # every other seq lost: a gap each
-        r.add(s)
+def test_ranges_stay_small_and_forget_into_the_floor(tmp_path):
+    """A node that lost every other reading: the gaps are forgotten oldest first, and a
+    forgotten seq counts as uncertain (looked up at the server), never as new."""
+    state = DeliveryState(tmp_path)
+    state.mark_done("sensorthings", [("n", s) for s in range(1, 4 * MAX_RANGES, 2)])
+    r = state.done["sensorthings"]["n"]
     assert len(r.r) == MAX_RANGES and r.floor > 0
-    st_ = DeliveryState  # a seq under the floor counts as uncertain (looked up), never as new
-    assert st_ is not None and 2 * MAX_RANGES + 1 in r
+    assert state.is_uncertain("sensorthings", "n", 2) and not state.is_uncertain("sensorthings", "n", 4 * MAX_RANGES - 2)
+    assert state.is_done("sensorthings", "n", 4 * MAX_RANGES - 1)
 
 
 def test_delivery_state_survives_a_restart(tmp_path):
