@@ -4,6 +4,10 @@ import pytest
 
 from streetnode.common import broker as _broker
 from streetnode.common import deps as _deps
+from streetnode.common.errors import Failure
+
+# Shared device checks outside a test_*.py file: pytest explains their failed asserts too.
+pytest.register_assert_rewrite("host_tests.device.pm_uart_checks")
 
 
 @pytest.fixture(scope="session")
@@ -11,17 +15,29 @@ def device_lib():
     """build/deps/lib: the pinned umqtt.simple (fetched once, then offline) and our bridges."""
     try:
         return _deps.device_lib()
-    except _deps.DependencyError as e:
+    except Failure as e:
         pytest.fail("cannot provide the device lib: %s" % e)
+
+
+def _mosquitto(**options):
+    if not _broker.find_mosquitto():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
+    with _broker.Broker("mosquitto", **options) as b:
+        yield b
 
 
 @pytest.fixture
 def mosquitto():
-    """A fresh mosquitto on a free loopback port for one test (CI installs mosquitto)."""
-    if not _broker.find_mosquitto():
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
-    with _broker.Broker("mosquitto") as b:
-        yield b
+    """A fresh mosquitto on a free loopback port for one test (CI installs mosquitto).
+    It keeps nothing over a restart: sessions and subscriptions go with the process."""
+    yield from _mosquitto()
+
+
+@pytest.fixture
+def persistent_mosquitto():
+    """A fresh mosquitto with persistence: across its stop()/start() it keeps the
+    persistent sessions of its clients (clean_session False) and their queued messages."""
+    yield from _mosquitto(persistence=True)
 
 
 @pytest.fixture

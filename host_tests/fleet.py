@@ -1,5 +1,6 @@
 """Test harness for whole nodes: the firmware on the real MicroPython interpreter as a
-process (its flash a directory), and a paho-mqtt collector on the same real broker."""
+process (its flash a directory), and a collector (the host tools' MQTT client,
+streetnode.common.mqtt) on the same real broker."""
 
 import json
 import os
@@ -9,10 +10,8 @@ import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-
-from host_tests import micropython
-from host_tests.micropython import REPO
+from streetnode.common import mpy, mqtt
+from streetnode.common.paths import REPO
 
 
 def node_config(node_id, broker, interval_s=0.2, sensors=None, **extra):
@@ -50,7 +49,7 @@ class NodeRunner:
         env["MICROPYPATH"] = ":".join([str(self.lib), ".frozen"])
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [micropython.executable(), "-X", "heapsize=%s" % self.heap, "-m", "firmware.main_unix", str(self.dir), cause],
+                [mpy.executable(), "-X", "heapsize=%s" % self.heap, "-m", "firmware.main_unix", str(self.dir), cause],
                 cwd=REPO,
                 env=env,
                 stdout=out,
@@ -91,31 +90,21 @@ class Collector:
         self.health = {}
         self.results = {}  # node -> [payload dict]
         self.raw_errors = []
-        self.connected = threading.Event()
+        self.connected = threading.Event()  # set on every (re)connection
         # A persistent session (clean_session False, QoS 1): on a broker with persistence,
         # what the fleet publishes while the collector reconnects is queued for it.
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id or "collector-%d-%d" % (os.getpid(), id(self)),
-            clean_session=False,
-        )
-        if user:
-            self.client.username_pw_set(user, password)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.connect_async(broker.host, broker.port, keepalive=10)
-        self.client.loop_start()
-        if not self.connected.wait(10):
-            raise RuntimeError("collector could not connect to %s:%d" % (broker.host, broker.port))
-
-    def _on_connect(self, client, userdata, flags, rc, props=None):
-        if rc != 0:  # refused: paho tries again; not connected yet
-            return
         # What nodes publish, not their cmd topics: a test's own command flood echoed back
         # would fill this client's queue at the broker, which then drops messages to it.
-        client.subscribe([(self.prefix + "/+/" + kind, 1) for kind in ("status", "data", "health", "cmd/result")])
-        self.connected.set()
+        self.client = mqtt.connect(
+            mqtt.BrokerOptions(broker.host, broker.port, user=user, password=password),
+            client_id or "collector-%d-%d" % (os.getpid(), id(self)),
+            on_message=self._on_message,
+            on_connect=lambda client: self.connected.set(),
+            subscribe=[self.prefix + "/+/" + kind for kind in ("status", "data", "health", "cmd/result")],
+            clean_session=False,
+            keepalive=10,
+            reconnect_max_s=0.5,
+        )
 
     def _on_message(self, client, userdata, msg):
         parts = msg.topic.split("/")
@@ -151,8 +140,7 @@ class Collector:
         info.wait_for_publish(5)
 
     def close(self):
-        self.client.loop_stop()
-        self.client.disconnect()
+        mqtt.close(self.client)
 
 
 def missing(seqs):

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from host_tests import micropython
+from streetnode.common.paths import REPO
 from streetnode.bench import bme280 as bench
 from streetnode.bench.harness import device_script
 
@@ -92,7 +92,7 @@ def _plain_rows(text):
 def test_cli_prints_the_plain_table():
     proc = subprocess.run(
         [sys.executable, "-m", "streetnode.cli", "bench", "--readings", "3"],
-        cwd=micropython.REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     header, body = _plain_rows(proc.stdout)
@@ -120,6 +120,6 @@ def test_bad_reading_count_is_a_clear_error():
         bench.run(0)
     proc = subprocess.run(
         [sys.executable, "-m", "streetnode.cli", "bench", "--readings", "0"],
-        cwd=micropython.REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 1 and "--readings must be at least 1" in proc.stderr

@@ -24,7 +24,8 @@ from hal.blinka import (
 from hal.sim.bme280 import SimBME280
 from hal.sim.bus import RegisterDevice, SimI2C, SimPin, SimSPI, SimUART, SimUARTDevice
 from hal.sim.environment import Environment
-from host_tests import micropython
+from streetnode.common import mpy
+from streetnode.common.paths import REPO
 
 
 @pytest.fixture(autouse=True)
@@ -461,7 +462,7 @@ def test_module_imports_and_reverse_adapters_work_without_blinka():
     )
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-c", code], cwd=micropython.REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["[64]", "no blinka"]
 
@@ -476,7 +477,7 @@ def test_reverse_adapters_also_run_on_micropython():
         "pin = CircuitPythonPin(SimPin('cs')); pin.switch_to_output(value=True)\n"
         "print(bus.scan(), list(out), pin.value, i2c.transactions)\n"
     )
-    proc = micropython.run_code(code)
+    proc = mpy.run_code(code, capture=True, timeout=600)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert proc.stdout.strip() == "[64] [0, 90, 0] True 2"
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from drivers.bme280 import compensation as comp
 from hal.sim.bme280 import float_humidity, float_pressure_pa, float_t_fine, raw_for
-from host_tests import micropython
+from streetnode.common import mpy
 
 # Calibration words of real parts vary within these ranges (trimmed per chip at the
 # factory); the types are the datasheet's (table 16: T1/P1 unsigned, H4/H5 12-bit).
@@ -93,7 +93,7 @@ def test_micropython_computes_the_same_integers():
         "    out.append([c.temperature_centi(tf), c.pressure_q24_8(cal, tf, p), c.pressure_pa_32(cal, tf, p), c.humidity_q22_10(cal, tf, h)])\n"
         "print(json.dumps(out))\n"
     )
-    proc = micropython.run_code(code, input=json.dumps(cases))
+    proc = mpy.run_code(code, input=json.dumps(cases), capture=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == expected
 

@@ -13,6 +13,7 @@ import pytest
 from host_tests.fieldfleet import Cutter, Fleet, wait_until
 from streetnode import cli
 from streetnode.field import fleetwatch, monitor, report
+from streetnode.common.mqtt import BrokerOptions
 from streetnode.field.capture import LiveSource
 
 
@@ -30,7 +31,7 @@ def test_each_alert_fires_and_nothing_for_the_healthy_node(fleet, mosquitto, tmp
     fleet.add("frozen", faults=[{"sensor": "air", "kind": "frozen", "at_s": 0}])
     fleet.add("loop", faults=[{"sensor": "air", "kind": "brownout", "at_s": 1.0}])
     fleet.add("quiet")
-    src = LiveSource(mosquitto.host, mosquitto.port, ["streetnode/+/status", "streetnode/+/data", "streetnode/+/health"])
+    src = LiveSource(BrokerOptions(mosquitto.host, mosquitto.port), monitor.fleet_topics("streetnode"))
     model = fleetwatch.Fleet("streetnode", stuck_n=8, stuck_s=1.0, min_silence_s=3.0, reboot_k=3, reboot_window_s=60)
     out = io.StringIO()
     capture_path = tmp_path / "capture.jsonl"

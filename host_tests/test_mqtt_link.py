@@ -3,8 +3,8 @@ the pinned release) and on CPython (paho-mqtt): the same test for both backends.
 
 The link runs in its own process (host_tests/mqtt_agent.py), driven line by line, so that
 the test can SIGKILL it, stop and restart the broker under it, or freeze the broker
-(SIGSTOP) to play a dead one. An observer (paho, in this process) sees what the broker
-delivers. Every wait is bounded; nothing here asserts on durations.
+(SIGSTOP) to play a dead one. An observer in this process (the host tools' client,
+streetnode.common.mqtt) sees what the broker delivers. Every wait is bounded; nothing here asserts on durations.
 """
 
 import json
@@ -20,11 +20,12 @@ import uuid
 from types import SimpleNamespace
 from pathlib import Path
 
-import paho.mqtt.client as paho
 import pytest
 
 from firmware import mqtt
-from host_tests import micropython
+from host_tests import pki
+from streetnode.common import mpy
+from streetnode.common import mqtt as host_mqtt
 from streetnode.common.broker import Broker, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ class Agent:
         opts.setdefault("seed", 7)
         env = dict(os.environ)
         if interp == "micropython":
-            cmd = [micropython.executable(), str(AGENT)]
+            cmd = [mpy.executable(), str(AGENT)]
             env["MICROPYPATH"] = "%s:%s:.frozen" % (device_lib, REPO)
         else:
             cmd = [sys.executable, str(AGENT)]
@@ -110,20 +111,15 @@ class Agent:
 
 
 class Observer:
-    """A paho client in the test process that records everything under `streetnode/#`."""
+    """The host tools' MQTT client in the test process, recording everything under `streetnode/#`
+    (subscribed, SUBACK in, before it returns)."""
 
     def __init__(self, broker, topic="streetnode/#"):
         self.msgs = queue.Queue()
         self.seen = []
-        subscribed = threading.Event()
-        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="observer-" + uuid.uuid4().hex[:8])
-        c.on_message = lambda c_, u, m: self.msgs.put((m.topic, m.payload, m.retain))
-        c.on_connect = lambda c_, u, f, rc, p: c_.subscribe(topic, 1)
-        c.on_subscribe = lambda *a: subscribed.set()
-        c.connect(broker.host, broker.port, 30)
-        c.loop_start()
-        self.client = c
-        assert subscribed.wait(10), "observer could not subscribe"
+        self.client = host_mqtt.connect(host_mqtt.BrokerOptions(broker.host, broker.port), "observer-" + uuid.uuid4().hex[:8],
+                                        on_message=lambda c_, u, m: self.msgs.put((m.topic, m.payload, m.retain)),
+                                        subscribe=[topic])  # fmt: skip
 
     def wait_for(self, topic, pred=lambda p: True, timeout=10):
         deadline = time.monotonic() + timeout
@@ -375,62 +371,10 @@ def test_umqtt_packet_id_wraps_around(mosquitto, device_lib, agents):
 # -- TLS ----------------------------------------------------------------------------------------
 
 
-def _make_pki(d):
-    """A CA and a server certificate for `localhost` / 127.0.0.1 (cryptography), in PEM for
-    mosquitto and the CA in DER for the node."""
-    x509 = pytest.importorskip("cryptography.x509")
-    import datetime
-    import ipaddress
-
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def cert(subject, issuer, key, sign_key, ca, sans=None):
-        b = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if sans:
-            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return b.sign(sign_key, hashes.SHA256())
-
-    out = {}
-    for name in ("ca", "other-ca"):
-        key = ec.generate_private_key(ec.SECP256R1())
-        out[name] = (key, cert("streetnode test " + name, "streetnode test " + name, key, key, True))
-    ca_key, ca_cert = out["ca"]
-    srv_key = ec.generate_private_key(ec.SECP256R1())
-    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    srv_cert = cert("localhost", "streetnode test ca", srv_key, ca_key, False, sans)
-    pem = serialization.Encoding.PEM
-    (d / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
-    (d / "server.pem").write_bytes(srv_cert.public_bytes(pem))
-    (d / "server.key").write_bytes(
-        srv_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    der = serialization.Encoding.DER
-    return ca_cert.public_bytes(der), out["other-ca"][1].public_bytes(der)
-
-
 @pytest.fixture
 def tls_broker(tmp_path):
-    from streetnode.common.broker import find_mosquitto
-
-    if not find_mosquitto():
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
-    ca_der, other_der = _make_pki(tmp_path)
-    tls = {"cafile": tmp_path / "ca.pem", "certfile": tmp_path / "server.pem", "keyfile": tmp_path / "server.key"}
-    with Broker("mosquitto", tls=tls) as b:
-        yield b, ca_der, other_der
+    with pki.tls_broker(tmp_path) as found:
+        yield found
 
 
 @pytest.mark.parametrize("interp", INTERPRETERS)
@@ -465,7 +409,7 @@ def test_ussl_bridge_lets_bare_umqtt_use_tls(tls_broker, device_lib):
         "c.disconnect()\n"
         "print('TLS-OK')\n"
     ) % (ca_der.hex(), b.host, b.port)
-    proc = micropython.run_code(code, path=[device_lib], timeout=30)
+    proc = mpy.run_code(code, path=[device_lib], capture=True, timeout=30)
     assert "TLS-OK" in proc.stdout, proc.stdout + proc.stderr
 
 

@@ -1,7 +1,9 @@
 """The whole node: the firmware on the real MicroPython interpreter (simulated sensors,
 its flash a directory) against a real mosquitto. These are the guarantees of
 CONTRACT.md section 3: every seq arrives, in spite of broker outages, SIGKILLs at random
-moments, sensor faults and hostile commands."""
+moments, sensor faults and hostile commands. The broker is persistent_mosquitto, so that
+the collector's session survives the broker restarts of the outage tests (the node's own
+session is clean, as on the street)."""
 
 import json
 import random
@@ -13,20 +15,8 @@ from host_tests.fleet import Collector, NodeRunner, missing, node_config
 
 
 @pytest.fixture
-def mosquitto():
-    """A mosquitto with persistence, so that the collector's session survives the broker
-    restarts of the outage tests (the node's own session is clean, as on the street)."""
-    from streetnode.common import broker as _broker
-
-    if not _broker.find_mosquitto():
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
-    with _broker.Broker("mosquitto", persistence=True) as b:
-        yield b
-
-
-@pytest.fixture
-def collector(mosquitto):
-    c = Collector(mosquitto)
+def collector(persistent_mosquitto):
+    c = Collector(persistent_mosquitto)
     yield c
     c.close()
 
@@ -63,9 +53,9 @@ def _drained(node, collector, timeout=60):
     return last
 
 
-def test_node_publishes_status_data_and_health(mosquitto, collector, runner):
+def test_node_publishes_status_data_and_health(persistent_mosquitto, collector, runner):
     node = runner("n1")
-    node.write_config(node_config("n1", mosquitto, interval_s=0.2))
+    node.write_config(node_config("n1", persistent_mosquitto, interval_s=0.2))
     node.start()
     collector.wait(lambda: len(collector.data.get("n1", [])) >= 5 and collector.health.get("n1"), 30, "data and health")
     assert collector.status["n1"][-1]["state"] == "online"
@@ -84,15 +74,15 @@ def test_node_publishes_status_data_and_health(mosquitto, collector, runner):
     collector.wait(lambda: collector.status["n1"][-1]["state"] == "offline", 10, "offline status")
 
 
-def test_broker_outages_lose_no_seq(mosquitto, collector, runner):
+def test_broker_outages_lose_no_seq(persistent_mosquitto, collector, runner):
     node = runner("n1")
-    node.write_config(node_config("n1", mosquitto, interval_s=0.1))
+    node.write_config(node_config("n1", persistent_mosquitto, interval_s=0.1))
     node.start()
     collector.wait(lambda: len(collector.seqs("n1")) >= 5, 30, "first readings")
     for outage in range(3):
-        mosquitto.stop()
+        persistent_mosquitto.stop()
         time.sleep(1.5 + outage)  # readings pile up in the outbox meanwhile
-        mosquitto.start()
+        persistent_mosquitto.start()
         collector.client.reconnect()
         collector.wait(lambda: collector.connected.is_set(), 10)
     # The backlog drains while fresh readings keep coming.
@@ -104,19 +94,19 @@ def test_broker_outages_lose_no_seq(mosquitto, collector, runner):
     assert min(seqs) == 1 and max(seqs) == last
 
 
-def test_sigkill_at_random_moments_loses_nothing(mosquitto, collector, runner):
+def test_sigkill_at_random_moments_loses_nothing(persistent_mosquitto, collector, runner):
     rng = random.Random(7)
     node = runner("n1")
-    node.write_config(node_config("n1", mosquitto, interval_s=0.05))
+    node.write_config(node_config("n1", persistent_mosquitto, interval_s=0.05))
     node.start()
     for i in range(12):
         if i % 4 == 2:
-            mosquitto.stop()  # some kills land during an outage, the next ones during the drain
+            persistent_mosquitto.stop()  # some kills land during an outage, the next ones during the drain
         time.sleep(rng.uniform(0.2, 1.2))
         node.kill()
-        if not mosquitto.running:
+        if not persistent_mosquitto.running:
             time.sleep(rng.uniform(0.0, 0.5))
-            mosquitto.start()
+            persistent_mosquitto.start()
             collector.client.reconnect()
         node.start(cause="hard")
     time.sleep(2)
@@ -128,15 +118,15 @@ def test_sigkill_at_random_moments_loses_nothing(mosquitto, collector, runner):
         assert set(p) >= {"seq", "ts", "sensors"}
 
 
-def test_full_outbox_drops_oldest_and_counts(mosquitto, collector, runner, tmp_path):
+def test_full_outbox_drops_oldest_and_counts(persistent_mosquitto, collector, runner, tmp_path):
     node = runner("n1")
-    cfg = node_config("n1", mosquitto, interval_s=0.05, outbox={"max_records": 20})
+    cfg = node_config("n1", persistent_mosquitto, interval_s=0.05, outbox={"max_records": 20})
     cfg["mqtt"]["port"] = 1  # nobody listens: everything stays in the outbox
     node.write_config(cfg)
     node.start()
     time.sleep(4)  # ~80 cycles into a 20-record outbox
     node.stop()
-    cfg["mqtt"]["port"] = mosquitto.port
+    cfg["mqtt"]["port"] = persistent_mosquitto.port
     node.write_config(cfg)
     node.start()
     collector.wait(lambda: collector.health.get("n1") and collector.data.get("n1"), 30, "health and data")
@@ -150,7 +140,7 @@ def test_full_outbox_drops_oldest_and_counts(mosquitto, collector, runner, tmp_p
     node.stop()
 
 
-def test_sensor_faults_during_a_long_run(mosquitto, collector, runner):
+def test_sensor_faults_during_a_long_run(persistent_mosquitto, collector, runner):
     node = runner("n1")
     faults = [
         {"sensor": "air", "kind": "absent", "at_s": 2, "for_s": 2},
@@ -158,7 +148,7 @@ def test_sensor_faults_during_a_long_run(mosquitto, collector, runner):
         {"sensor": "air", "kind": "stuck_busy", "at_s": 8, "for_s": 2},
         {"sensor": "air", "kind": "corrupt", "at_s": 11, "for_s": 2},
     ]
-    node.write_config(node_config("n1", mosquitto, interval_s=0.2, sim={"faults": faults}))
+    node.write_config(node_config("n1", persistent_mosquitto, interval_s=0.2, sim={"faults": faults}))
     node.start()
     time.sleep(16)
     collector.wait(lambda: len(collector.data.get("n1", [])) >= 60, 30, "readings")
@@ -172,9 +162,9 @@ def test_sensor_faults_during_a_long_run(mosquitto, collector, runner):
     assert missing(collector.seqs("n1")) == []
 
 
-def test_hostile_commands_cannot_hurt_the_node(mosquitto, collector, runner):
+def test_hostile_commands_cannot_hurt_the_node(persistent_mosquitto, collector, runner):
     node = runner("n1")
-    cfg = node_config("n1", mosquitto, interval_s=0.5)
+    cfg = node_config("n1", persistent_mosquitto, interval_s=0.5)
     node.write_config(cfg)
     node.start()
     collector.wait(lambda: collector.status.get("n1") and collector.status["n1"][-1]["state"] == "online", 30, "online")
@@ -232,9 +222,9 @@ def test_hostile_commands_cannot_hurt_the_node(mosquitto, collector, runner):
     assert missing(collector.seqs("n1")) == []
 
 
-def test_bad_config_file_keeps_the_last_good_one(mosquitto, collector, runner):
+def test_bad_config_file_keeps_the_last_good_one(persistent_mosquitto, collector, runner):
     node = runner("n1")
-    good = node_config("n1", mosquitto, interval_s=0.2)
+    good = node_config("n1", persistent_mosquitto, interval_s=0.2)
     node.write_config(good)
     node.start()
     collector.wait(lambda: len(collector.seqs("n1")) >= 3, 30, "first readings")
@@ -259,9 +249,9 @@ def test_bad_config_file_keeps_the_last_good_one(mosquitto, collector, runner):
     assert missing(collector.seqs("n1")) == []
 
 
-def test_reboot_command_and_seq_across_boots(mosquitto, collector, runner):
+def test_reboot_command_and_seq_across_boots(persistent_mosquitto, collector, runner):
     node = runner("n1")
-    node.write_config(node_config("n1", mosquitto, interval_s=0.2))
+    node.write_config(node_config("n1", persistent_mosquitto, interval_s=0.2))
     node.start()
     collector.wait(lambda: len(collector.seqs("n1")) >= 3, 30, "first readings")
     collector.publish("streetnode/n1/cmd", json.dumps({"id": "r", "cmd": "reboot", "args": {"delay_ms": 100}}))
@@ -275,14 +265,14 @@ def test_reboot_command_and_seq_across_boots(mosquitto, collector, runner):
     assert health["boot_count"] == 2 and health["reset_cause"] == "soft"
 
 
-def test_a_street_node_with_bme280_pms5003_and_scd41_publishes_all(mosquitto, collector, runner):
+def test_a_street_node_with_bme280_pms5003_and_scd41_publishes_all(persistent_mosquitto, collector, runner):
     node = runner("n1")
     sensors = [
         {"name": "air", "driver": "bme280", "bus": "i2c0", "address": 0x76},
         {"name": "pm", "driver": "pms5003", "bus": "uart1", "options": {"power_pin": "pm_power", "warmup_s": 2}},
         {"name": "co2", "driver": "scd4x", "bus": "i2c0", "address": 0x62},
     ]
-    node.write_config(node_config("n1", mosquitto, interval_s=1, sensors=sensors))
+    node.write_config(node_config("n1", persistent_mosquitto, interval_s=1, sensors=sensors))
     node.start()
 
     def complete():
@@ -302,9 +292,9 @@ def test_a_street_node_with_bme280_pms5003_and_scd41_publishes_all(mosquitto, co
     assert health["errors"] == {"air": 0, "pm": 0, "co2": 0}, health
 
 
-def test_deep_sleep_node_wakes_samples_publishes_and_sleeps(mosquitto, collector, runner):
+def test_deep_sleep_node_wakes_samples_publishes_and_sleeps(persistent_mosquitto, collector, runner):
     node = runner("n1")
-    node.write_config(node_config("n1", mosquitto, interval_s=1, deep_sleep=True))
+    node.write_config(node_config("n1", persistent_mosquitto, interval_s=1, deep_sleep=True))
     for wake in range(1, 4):
         node.start(cause="deepsleep" if wake > 1 else "power_on")
         assert node.proc.wait(30) == 4  # EXIT_DEEPSLEEP: the board sleeps for the interval

@@ -2,29 +2,34 @@
 interpreter: pytest runs them on CPython directly, and here once more on MicroPython,
 one pytest item per test function so that a failure names the function."""
 
-import ast
 import functools
+import importlib
+import inspect
 import json
 from pathlib import Path
 
 import pytest
 
-from host_tests import micropython
+from streetnode.common import mpy
 
 DEVICE_TESTS = Path(__file__).with_name("device")
 
 
 def _collect():
+    """(module, function) for every test_* function of the device test modules: the ones
+    they define and the ones they register (host_tests/device/pm_uart_checks.py), as
+    host_tests/mprun.py finds them inside MicroPython."""
     for path in sorted(DEVICE_TESTS.glob("test_*.py")):
-        tree = ast.parse(path.read_text())
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
-                yield "host_tests.device." + path.stem, node.name
+        module = "host_tests.device." + path.stem
+        tests = importlib.import_module(module)
+        for name in sorted(vars(tests)):
+            if name.startswith("test_") and inspect.isfunction(getattr(tests, name)):
+                yield module, name
 
 
 @functools.lru_cache(maxsize=None)
 def _results(module):
-    proc = micropython.run(["host_tests/mprun.py", module])
+    proc = mpy.run(["host_tests/mprun.py", module], capture=True, timeout=600)
     results = {}
     for line in proc.stdout.splitlines():
         if line.startswith("@@RESULT "):

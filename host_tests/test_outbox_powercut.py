@@ -23,7 +23,8 @@ import time
 import pytest
 
 from firmware.outbox import Outbox
-from host_tests import micropython
+from streetnode.common import mpy
+from streetnode.common.paths import REPO
 
 CHILD = r"""
 import sys, random
@@ -94,7 +95,7 @@ def _run(tmp_path, seed, kills, max_records, segment_records, persist_every, ski
     child = tmp_path / "child.py"
     child.write_text(CHILD)
     d = tmp_path / "outbox"
-    env = dict(os.environ, MICROPYPATH="%s:.frozen" % micropython.REPO)
+    env = dict(os.environ, MICROPYPATH="%s:.frozen" % REPO)
     printed = []  # every seq whose append returned, over all runs
     acked = set()  # every seq whose ack returned
     last_acked, last_dropped = 0, 0
@@ -102,10 +103,10 @@ def _run(tmp_path, seed, kills, max_records, segment_records, persist_every, ski
     params = dict(max_records=max_records, segment_records=segment_records, ack_persist_every=persist_every)
     for kill in range(kills):
         proc = subprocess.Popen(
-            [micropython.executable(), str(child), str(d), str(rng.getrandbits(30)), str(max_records),
+            [mpy.executable(), str(child), str(d), str(rng.getrandbits(30)), str(max_records),
              str(segment_records), str(persist_every), "1" if skip else "0", str(ack_quarters),
              "1" if slow else "0"],
-            cwd=str(micropython.REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         target = rng.randint(1, 20)  # appends before the kill
         # With slow flash, half the kills come at a chosen piece of a write (a record,
@@ -184,4 +185,4 @@ def test_sigkill_with_batched_acks_and_lost_pubacks(tmp_path):
 
 @pytest.fixture(autouse=True)
 def _interpreter_present():
-    micropython.executable()  # fails with the install hint when it is missing
+    mpy.executable()  # fails with the install hint when it is missing

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from drivers import pm_correction as pc
-from host_tests import micropython
+from streetnode.common import mpy
 
 
 def test_kappa_koehler_factor_by_hand():
@@ -86,7 +86,7 @@ def test_the_same_numbers_on_micropython():
         " pc.epa_purpleair_pm25(20, 50), pc.kappa_koehler_factor(96.0),"
         " pc.corrected({'pm2_5': 8.3, 'pm1_0': None}, 60.0)['pm2_5_rh_corrected']]))\n"
     )
-    proc = micropython.run_code(code)
+    proc = mpy.run_code(code, capture=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     want = [

@@ -17,6 +17,7 @@ import pytest
 
 from firmware import config as fwconfig
 from streetnode.common import broker as _broker
+from streetnode.common import errors
 from streetnode.technician import provision
 
 WIFI_PW = "wifi-Secret-7781"
@@ -43,11 +44,11 @@ def make_ca(path, cn="Siegen test CA", pem=True):
 
 
 def run(argv, capsys=None):
-    """provision's own parser (as cli registers it): (exit code, stdout, stderr)."""
+    """provision's own parser (as cli registers it, run as cli.main runs it): (exit code, stdout, stderr)."""
     parser = argparse.ArgumentParser(prog="streetnode")
     provision.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["provision"] + argv)
-    code = args.func(args)
+    code = errors.run(args)
     out = capsys.readouterr() if capsys else None
     return code, (out.out if out else ""), (out.err if out else "")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from host_tests.micropython import REPO
+from streetnode.common.paths import REPO
 
 
 def _streetnode():

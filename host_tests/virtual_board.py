@@ -42,7 +42,7 @@ import time
 import tty
 from pathlib import Path
 
-from host_tests import micropython
+from streetnode.common import mpy
 
 PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5  # ESP32's values
 _READY = b"\x00vboard-up\x00"  # first bytes of each boot, stripped: the interpreter runs
@@ -240,7 +240,7 @@ class VirtualBoard:
         _board_termios(slave)
         env = dict(os.environ, MICROPYPATH=".frozen")
         env.update(self.env)
-        cmd = [micropython.executable(), "-X", "heapsize=%s" % self.heap, "-i", str(self.rom / "_vboard.py")]
+        cmd = [mpy.executable(), "-X", "heapsize=%s" % self.heap, "-i", str(self.rom / "_vboard.py")]
         self._proc = subprocess.Popen(
             cmd, stdin=slave, stdout=slave, stderr=slave, cwd=str(self.flash), env=env, preexec_fn=_controlling_terminal
         )

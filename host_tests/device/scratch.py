@@ -1,6 +1,6 @@
 # Scratch directories for device tests that write files (outbox, config, node state).
 # MicroPython has no tempfile or shutil: a unique directory under /tmp from os.urandom,
-# removed again with remove_tree.
+# removed again with remove_tree. Tests use it as `with ScratchDir("ob") as d:`.
 
 import os
 
@@ -25,6 +25,23 @@ def scratch_dir(tag="t"):
         except OSError as e:
             if e.args[0] != 17:  # EEXIST: try another name
                 raise
+
+
+class ScratchDir:
+    """`with ScratchDir(tag) as path:` a new empty directory (scratch_dir), removed with
+    everything in it when the block ends, whether it passed or raised (the exception goes on)."""
+
+    def __init__(self, tag="t"):
+        self.tag = tag
+        self.path = None
+
+    def __enter__(self):
+        self.path = scratch_dir(self.tag)
+        return self.path
+
+    def __exit__(self, exc_type, exc, tb):
+        remove_tree(self.path)
+        return False
 
 
 def remove_tree(path):

@@ -7,7 +7,7 @@ import random
 
 from firmware import config
 from firmware.config import ConfigError
-from host_tests.device.scratch import files, read_bytes, remove_tree, scratch_dir, write_bytes
+from host_tests.device.scratch import ScratchDir, files, read_bytes, write_bytes
 from host_tests.device.support import message, raises
 
 MINIMAL = {"node_id": "lamp-1", "board": "unix-sim", "mqtt": {"host": "127.0.0.1"}}
@@ -336,15 +336,20 @@ def test_non_finite_numbers_are_refused():
 # -- files -----------------------------------------------------------------------------------------
 
 
-def _good_dir():
-    d = scratch_dir("cfg")
-    config.save(d, _full())
-    return d
+class _GoodDir(ScratchDir):
+    """A scratch directory holding a valid config and its last good copy."""
+
+    def __init__(self):
+        super().__init__("cfg")
+
+    def __enter__(self):
+        d = super().__enter__()
+        config.save(d, _full())
+        return d
 
 
 def test_save_writes_config_and_last_good_copy():
-    d = scratch_dir("cfg")
-    try:
+    with ScratchDir("cfg") as d:
         saved = config.save(d, MINIMAL)
         assert saved == config.validate(MINIMAL)
         assert files(d) == ["config.good.json", "config.json"]
@@ -353,13 +358,10 @@ def test_save_writes_config_and_last_good_copy():
         assert config.load(d) == (saved, None)
         raises(ConfigError, config.save, d, _with("interval_s", 0))
         assert config.load(d) == (saved, None)  # nothing was written
-    finally:
-        remove_tree(d)
 
 
 def test_load_refreshes_the_last_good_copy_only_when_it_changed():
-    d = _good_dir()
-    try:
+    with _GoodDir() as d:
         write_bytes(d + "/config.json", json.dumps(MINIMAL))
         cfg, err = config.load(d)
         assert err is None and cfg["node_id"] == "lamp-1"
@@ -367,13 +369,10 @@ def test_load_refreshes_the_last_good_copy_only_when_it_changed():
         write_bytes(d + "/config.good.json.tmp", b"junk")  # a cut-short write: ignored, removed
         assert config.load(d) == (cfg, None)
         assert files(d) == ["config.good.json", "config.json"]
-    finally:
-        remove_tree(d)
 
 
 def test_broken_config_falls_back_to_the_last_good_one():
-    d = _good_dir()
-    try:
+    with _GoodDir() as d:
         good = config.validate(_full())
         cases = [
             (json.dumps(_with("sensors[1].interval_s", "fast")), 'config.json: sensors[1].interval_s: must be a '
@@ -393,13 +392,10 @@ def test_broken_config_falls_back_to_the_last_good_one():
 
         os.remove(d + "/config.json")
         assert config.load(d) == (good, "config.json: missing")
-    finally:
-        remove_tree(d)
 
 
 def test_no_usable_config_at_all_raises_with_both_reasons():
-    d = scratch_dir("cfg")
-    try:
+    with ScratchDir("cfg") as d:
         e = raises(ConfigError, config.load, d)
         assert message(e) == "config.json: missing; and the last good config config.good.json: missing"
         write_bytes(d + "/config.json", b"{")
@@ -408,13 +404,10 @@ def test_no_usable_config_at_all_raises_with_both_reasons():
             "config.json: not valid JSON: it ends early (truncated?); and the last good config config.good.json: "
             'board: must be one of "esp32-devkitc", "pico-w", "unix-sim", "pi", not "vax"'
         )
-    finally:
-        remove_tree(d)
 
 
 def test_truncated_config_at_every_byte_offset():
-    d = _good_dir()
-    try:
+    with _GoodDir() as d:
         good = config.validate(_full())
         whole = read_bytes(d + "/config.json")
         for cut in range(len(whole)):
@@ -426,13 +419,10 @@ def test_truncated_config_at_every_byte_offset():
         assert read_bytes(d + "/config.good.json") == whole
         write_bytes(d + "/config.json", whole)
         assert config.load(d) == (good, None)
-    finally:
-        remove_tree(d)
 
 
 def test_random_garbage_never_escapes_as_another_exception():
-    d = _good_dir()
-    try:
+    with _GoodDir() as d:
         random.seed(11)
         good = config.validate(_full())
         whole = read_bytes(d + "/config.json")
@@ -450,8 +440,6 @@ def test_random_garbage_never_escapes_as_another_exception():
                 good = cfg  # a flip that still validates becomes the last good config
             else:
                 assert cfg == good
-    finally:
-        remove_tree(d)
 
 
 # -- patches ---------------------------------------------------------------------------------------
@@ -490,12 +478,9 @@ def test_invalid_patch_leaves_the_config_alone():
 
 
 def test_patch_then_save_then_load_round_trip():
-    d = _good_dir()
-    try:
+    with _GoodDir() as d:
         cfg, err = config.load(d)
         new = config.patch(cfg, {"sensors": cfg["sensors"][:1], "health_every": 3})
         config.save(d, new)
         assert config.load(d) == (new, None)
         assert json.loads(read_bytes(d + "/config.good.json"))["health_every"] == 3
-    finally:
-        remove_tree(d)

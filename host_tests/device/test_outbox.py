@@ -7,7 +7,7 @@ import random
 
 from firmware import atomic
 from firmware.outbox import RECORD_OVERHEAD, Outbox
-from host_tests.device.scratch import copy_tree, files, read_bytes, remove_tree, scratch_dir, write_bytes
+from host_tests.device.scratch import ScratchDir, copy_tree, files, read_bytes, remove_tree, write_bytes
 from host_tests.device.support import heap_allocated, raises
 
 
@@ -44,8 +44,7 @@ def _seg_path(d, first):
 
 
 def test_seq_starts_at_one_and_grows_by_one():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d)
         assert (ob.next_seq, ob.last_seq, ob.dropped, ob.pending()) == (1, 0, 0, 0)
         assert ob.oldest(5) == []
@@ -54,13 +53,10 @@ def test_seq_starts_at_one_and_grows_by_one():
         assert ob.oldest(3) == [(1, _payload(1)), (2, _payload(2)), (3, _payload(3))]
         assert ob.oldest(0) == []
         _check_payloads(ob)
-    finally:
-        remove_tree(d)
 
 
 def test_ack_in_order_removes_records_and_releases_segments():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=4)
         _fill(ob, 10)
         assert _segs(d) == ["00000001.seg", "00000005.seg", "00000009.seg"]
@@ -78,13 +74,10 @@ def test_ack_in_order_removes_records_and_releases_segments():
         ob = Outbox(d, max_records=100, segment_records=4)
         assert (ob.next_seq, ob.pending(), ob.acked) == (11, 0, 10)
         assert ob.append(b"x") == 11
-    finally:
-        remove_tree(d)
 
 
 def test_reopen_keeps_records_seq_and_acks():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=50, segment_records=5)
         _fill(ob, 12)
         for seq in (1, 2, 3):
@@ -97,13 +90,10 @@ def test_reopen_keeps_records_seq_and_acks():
         assert _fill(ob, 3) == [13, 14, 15]
         ob = Outbox(d, max_records=50, segment_records=5)
         assert ob.next_seq == 16 and _seqs(ob) == list(range(4, 16))
-    finally:
-        remove_tree(d)
 
 
 def test_acks_not_yet_persisted_are_published_again_after_a_reboot():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=50, ack_persist_every=4)
         _fill(ob, 10)
         for seq in range(1, 7):
@@ -112,13 +102,10 @@ def test_acks_not_yet_persisted_are_published_again_after_a_reboot():
         ob = Outbox(d, max_records=100, segment_records=50, ack_persist_every=4)
         assert ob.acked == 4 and _seqs(ob) == list(range(5, 11))  # redelivery, never loss
         assert ob.next_seq == 11
-    finally:
-        remove_tree(d)
 
 
 def test_seq_continues_across_many_reopens():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         expected = 1
         for round_ in range(6):
             ob = Outbox(d, max_records=20, segment_records=3)
@@ -130,13 +117,10 @@ def test_seq_continues_across_many_reopens():
                 ob.ack(seq)
         ob = Outbox(d, max_records=20, segment_records=3)
         assert ob.next_seq == expected == 22
-    finally:
-        remove_tree(d)
 
 
 def test_payload_limits():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_payload=64)
         assert ob.append(b"") == 1
         assert ob.append(bytearray(64)) == 2
@@ -145,26 +129,20 @@ def test_payload_limits():
         assert ob.next_seq == 3 and ob.oldest(5) == [(1, b""), (2, bytes(64))]
         raises(ValueError, Outbox, d, 0)
         raises(ValueError, Outbox, d, 10, 5, 70000)
-    finally:
-        remove_tree(d)
 
 
 def test_directory_is_created_with_its_parents():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d + "/flash/outbox")
         assert ob.append(b"a") == 1
         assert Outbox(d + "/flash/outbox/").next_seq == 2
-    finally:
-        remove_tree(d)
 
 
 # -- acks out of order and twice --------------------------------------------------------------
 
 
 def test_out_of_order_and_duplicate_acks():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=3)
         _fill(ob, 9)
         assert ob.ack(3) and ob.ack(2)
@@ -183,13 +161,10 @@ def test_out_of_order_and_duplicate_acks():
         assert ob.acked == 7 and ob.pending() == 1
         assert ob.ack(8) and ob.pending() == 0 and ob.acked == 9
         assert ob.dropped == 0
-    finally:
-        remove_tree(d)
 
 
 def test_out_of_order_acks_live_in_ram_only():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=10, ack_persist_every=1)
         _fill(ob, 5)
         ob.ack(1)
@@ -198,13 +173,10 @@ def test_out_of_order_acks_live_in_ram_only():
         ob.sync()
         ob = Outbox(d, max_records=100, segment_records=10)
         assert ob.acked == 1 and _seqs(ob) == [2, 3, 4, 5]  # 3 and 4 are published again
-    finally:
-        remove_tree(d)
 
 
 def test_many_out_of_order_acks_are_bounded():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=400, segment_records=50)
         _fill(ob, 200)
         accepted = [seq for seq in range(200, 1, -1) if ob.ack(seq)]
@@ -213,16 +185,13 @@ def test_many_out_of_order_acks_are_bounded():
         assert ob.ack(1)
         assert ob.acked == 1  # 2 was not remembered
         assert _seqs(ob, 3) == [2, 3, 4]
-    finally:
-        remove_tree(d)
 
 
 # -- a full outbox -------------------------------------------------------------------------------
 
 
 def test_full_outbox_drops_oldest_and_counts():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=10, segment_records=4)
         _fill(ob, 100)
         kept = _seqs(ob)
@@ -233,13 +202,10 @@ def test_full_outbox_drops_oldest_and_counts():
         _check_payloads(ob)
         ob = Outbox(d, max_records=10, segment_records=4)
         assert ob.dropped == 100 - len(kept) and _seqs(ob) == kept and ob.next_seq == 101
-    finally:
-        remove_tree(d)
 
 
 def test_full_outbox_does_not_count_acknowledged_records():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=6, segment_records=3)
         _fill(ob, 6)
         for seq in (1, 2, 3):
@@ -250,19 +216,14 @@ def test_full_outbox_does_not_count_acknowledged_records():
         assert ob.append(_payload(12)) == 12  # now they do: 4..6 goes, 5 was delivered
         assert ob.dropped == 2
         assert _seqs(ob) == list(range(7, 13))
-    finally:
-        remove_tree(d)
 
 
 def test_max_records_smaller_than_segment():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=2, segment_records=50)
         _fill(ob, 9)
         assert len(_seqs(ob)) >= 2 and _seqs(ob)[-1] == 9 and ob.dropped + ob.pending() == 9
         assert ob.pending() <= 4
-    finally:
-        remove_tree(d)
 
 
 # -- power cuts during an append ---------------------------------------------------------------------
@@ -271,9 +232,7 @@ def test_max_records_smaller_than_segment():
 def _torn_tail_case(n_records, segment_records):
     """Write n_records, then cut the last record at every byte offset of it: every
     earlier record survives, and the torn seq is given to the next append."""
-    d = scratch_dir("ob")
-    c = d + "-copy"
-    try:
+    with ScratchDir("ob") as d, ScratchDir("ob") as c:
         ob = Outbox(d, max_records=100, segment_records=segment_records)
         _fill(ob, n_records - 1)
         ob.sync()
@@ -299,9 +258,6 @@ def _torn_tail_case(n_records, segment_records):
         remove_tree(c)
         copy_tree(d, c)
         assert Outbox(c, max_records=100, segment_records=segment_records).next_seq == n_records + 1
-    finally:
-        remove_tree(d)
-        remove_tree(c)
 
 
 def test_torn_write_at_every_offset_of_the_last_record():
@@ -313,8 +269,7 @@ def test_torn_write_of_the_first_record_of_a_new_segment():
 
 
 def test_garbage_after_the_last_record_is_cut_off():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         random.seed(7)
         ob = Outbox(d, max_records=100, segment_records=10)
         _fill(ob, 4)
@@ -327,13 +282,10 @@ def test_garbage_after_the_last_record_is_cut_off():
             assert len(read_bytes(path)) == good and ob.repairs == 1
             _check_payloads(ob)
         assert ob.append(b"z") == 5
-    finally:
-        remove_tree(d)
 
 
 def test_cut_while_the_state_is_written_leaves_a_temp_that_is_ignored():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=10)
         _fill(ob, 5)
         ob.ack(1)
@@ -346,15 +298,12 @@ def test_cut_while_the_state_is_written_leaves_a_temp_that_is_ignored():
             assert ob.acked == 2 and ob.next_seq == 6 and _seqs(ob) == [3, 4, 5]
             assert ob.state_error is None
             assert "state.tmp" not in files(d)
-    finally:
-        remove_tree(d)
 
 
 def test_complete_temp_without_state_is_promoted():
     # FAT cannot rename over a file: a cut between removing the old state and renaming
     # the complete temp leaves only the temp.
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=10)
         _fill(ob, 5)
         for seq in (1, 2, 3):
@@ -364,13 +313,10 @@ def test_complete_temp_without_state_is_promoted():
         ob = Outbox(d, max_records=100, segment_records=10)
         assert ob.acked == 3 and _seqs(ob) == [4, 5] and ob.state_error is None
         assert "state" in files(d) and "state.tmp" not in files(d)
-    finally:
-        remove_tree(d)
 
 
 def test_unusable_state_file_republishes_and_keeps_seq():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=3)
         _fill(ob, 8)
         for seq in (1, 2, 3, 4):
@@ -391,8 +337,6 @@ def test_unusable_state_file_republishes_and_keeps_seq():
         write_bytes(d + "/state", b"x" * 9000)  # absurdly large: not even read
         ob = Outbox(d, max_records=100, segment_records=3)
         assert "more than" in ob.state_error and ob.next_seq == 10
-    finally:
-        remove_tree(d)
 
 
 # -- bit rot and lost files ------------------------------------------------------------------------
@@ -409,8 +353,7 @@ def _record_offsets(path):
 
 
 def test_corrupt_record_in_the_middle_is_skipped_and_counted_once():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=5)
         _fill(ob, 12)
         ob.sync()
@@ -430,13 +373,10 @@ def test_corrupt_record_in_the_middle_is_skipped_and_counted_once():
         assert not ob.ack(8)
         assert ob.acked == 9 and _seqs(ob) == [10, 11, 12]
         assert ob.append(b"x") == 13
-    finally:
-        remove_tree(d)
 
 
 def test_corrupt_length_field_resynchronises_on_the_next_record():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=10)
         _fill(ob, 6)
         path = _seg_path(d, 1)
@@ -449,13 +389,10 @@ def test_corrupt_length_field_resynchronises_on_the_next_record():
         ob = Outbox(d, max_records=100, segment_records=10)
         assert _seqs(ob) == [1, 3, 5, 6] and ob.dropped == 2 and ob.next_seq == 7
         _check_payloads(ob)
-    finally:
-        remove_tree(d)
 
 
 def test_corruption_found_while_reading_is_counted_and_skipped():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=10)
         _fill(ob, 5)
         path = _seg_path(d, 1)
@@ -466,13 +403,10 @@ def test_corruption_found_while_reading_is_counted_and_skipped():
         assert ob.dropped == 1 and ob.pending() == 4
         ob = Outbox(d, max_records=100, segment_records=10)
         assert ob.dropped == 1 and _seqs(ob) == [1, 3, 4, 5]  # persisted, not counted again
-    finally:
-        remove_tree(d)
 
 
 def test_record_lost_after_its_out_of_order_ack_is_not_dropped():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=10)
         _fill(ob, 5)
         assert ob.ack(3)  # delivered, out of order
@@ -485,13 +419,10 @@ def test_record_lost_after_its_out_of_order_ack_is_not_dropped():
         for seq in (1, 2):
             assert ob.ack(seq)
         assert ob.acked == 3 and ob.pending() == 2
-    finally:
-        remove_tree(d)
 
 
 def test_changing_the_sizes_between_boots_keeps_seq_and_records():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=3)
         _fill(ob, 7)  # segments 1, 4, 7 (seqs 7..9 reserved)
         ob = Outbox(d, max_records=100, segment_records=10)
@@ -503,14 +434,11 @@ def test_changing_the_sizes_between_boots_keeps_seq_and_records():
         assert kept[-1] == 13 and len(kept) >= 4 and ob.dropped == 13 - len(kept)
         assert kept == list(range(14 - len(kept), 14))
         _check_payloads(ob)
-    finally:
-        remove_tree(d)
 
 
 def test_lost_tail_after_the_state_saw_it_is_a_gap_not_a_reused_seq():
     # Bit rot (not a torn write: the state already knew seq 6) in the last record.
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=10)
         _fill(ob, 6)
         ob.ack(1)
@@ -521,13 +449,10 @@ def test_lost_tail_after_the_state_saw_it_is_a_gap_not_a_reused_seq():
         ob = Outbox(d, max_records=100, segment_records=10)
         assert ob.next_seq == 7 and _seqs(ob) == [2, 3, 4, 5] and ob.dropped == 1
         assert ob.append(b"x") == 7
-    finally:
-        remove_tree(d)
 
 
 def test_deleted_oldest_segment_is_counted():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=4)
         _fill(ob, 10)
         ob.ack(1)
@@ -536,13 +461,10 @@ def test_deleted_oldest_segment_is_counted():
         ob = Outbox(d, max_records=100, segment_records=4)
         assert _seqs(ob) == [5, 6, 7, 8, 9, 10] and ob.dropped == 3 and ob.acked == 4
         assert ob.next_seq == 11
-    finally:
-        remove_tree(d)
 
 
 def test_seq_never_repeats_even_if_every_segment_is_deleted():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=4)
         _fill(ob, 6)  # the active segment 5.. reserved seqs 5..8
         for name in _segs(d):
@@ -553,13 +475,10 @@ def test_seq_never_repeats_even_if_every_segment_is_deleted():
         assert ob.append(b"x") == 9
         ob = Outbox(d, max_records=100, segment_records=4)
         assert ob.next_seq == 10 and _seqs(ob) == [9] and ob.dropped == 8
-    finally:
-        remove_tree(d)
 
 
 def test_seq_never_repeats_when_the_state_and_the_segments_disagree():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=4)
         _fill(ob, 3)
         ob.sync()
@@ -568,13 +487,10 @@ def test_seq_never_repeats_when_the_state_and_the_segments_disagree():
         write_bytes(d + "/state", state)  # an old state (never happens: it is written atomically)
         ob = Outbox(d, max_records=100, segment_records=4)
         assert ob.next_seq == 10 and _seqs(ob) == list(range(1, 10))
-    finally:
-        remove_tree(d)
 
 
 def test_cut_during_segment_deletion():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=3)
         _fill(ob, 7)
         saved = read_bytes(_seg_path(d, 1))
@@ -585,13 +501,10 @@ def test_cut_during_segment_deletion():
         ob = Outbox(d, max_records=100, segment_records=3)
         assert "00000001.seg" not in _segs(d)
         assert _seqs(ob) == [4, 5, 6, 7] and ob.dropped == 0 and ob.acked == 3
-    finally:
-        remove_tree(d)
 
 
 def test_cut_during_segment_creation():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=3)
         _fill(ob, 6)
         state = read_bytes(d + "/state")
@@ -605,13 +518,10 @@ def test_cut_during_segment_creation():
         assert _segs(d) == ["00000001.seg", "00000004.seg", "00000007.seg", "0000000a.seg"]
         ob = Outbox(d, max_records=100, segment_records=3)
         assert _seqs(ob) == list(range(1, 11))
-    finally:
-        remove_tree(d)
 
 
 def test_cut_during_segment_rewrite():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=10)
         _fill(ob, 4)
         path = _seg_path(d, 1)
@@ -624,28 +534,22 @@ def test_cut_during_segment_rewrite():
         os.rename(path, path + ".tmp")  # FAT: the original removed, the copy not yet renamed
         ob = Outbox(d, max_records=100, segment_records=10)
         assert _seqs(ob) == [1, 2, 3, 4] and files(d) == ["00000001.seg", "state"]
-    finally:
-        remove_tree(d)
 
 
 def test_foreign_files_are_left_alone():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         write_bytes(d + "/README", b"hello")
         write_bytes(d + "/zzzzzzzz.seg", b"not ours")
         ob = Outbox(d)
         assert ob.append(b"a") == 1
         assert "README" in files(d) and "zzzzzzzz.seg" in files(d)
-    finally:
-        remove_tree(d)
 
 
 # -- resources -------------------------------------------------------------------------------------
 
 
 def test_records_iterates_in_batches_and_sees_acks_meanwhile():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=100, segment_records=4)
         _fill(ob, 11)
         seen = []
@@ -656,13 +560,10 @@ def test_records_iterates_in_batches_and_sees_acks_meanwhile():
             if seq == 5:
                 ob.append(_payload(12))
         assert seen == list(range(1, 13)) and ob.pending() == 0
-    finally:
-        remove_tree(d)
 
 
 def test_append_allocates_nothing():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=1000, segment_records=200)
         payload = b'{"seq":1,"ts":1764270000,"sensors":{"bme":{"temperature":21.53}}}'
         ob.append(payload)
@@ -683,13 +584,10 @@ def test_append_allocates_nothing():
         # bytes on flash per record: the payload plus RECORD_OVERHEAD
         assert atomic.size(_seg_path(d, 1)) == n * (len(payload) + RECORD_OVERHEAD)
         assert _seqs(ob) == list(range(1, n + 1))
-    finally:
-        remove_tree(d)
 
 
 def test_state_file_writes_are_batched():
-    d = scratch_dir("ob")
-    try:
+    with ScratchDir("ob") as d:
         ob = Outbox(d, max_records=1000, segment_records=1000, ack_persist_every=8)
         _fill(ob, 40)
         state = read_bytes(d + "/state")
@@ -700,5 +598,3 @@ def test_state_file_writes_are_batched():
         assert read_bytes(d + "/state") == state
         ob.ack(8)
         assert read_bytes(d + "/state") != state
-    finally:
-        remove_tree(d)

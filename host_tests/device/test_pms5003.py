@@ -1,7 +1,8 @@
 # PMS5003 driver and model: runs on CPython (pytest) and inside MicroPython
-# (host_tests/test_on_micropython.py).
+# (host_tests/test_on_micropython.py). What it shares with the SDS011 through their base
+# (drivers/pm_uart.py) is checked by host_tests/device/pm_uart_checks.py, registered below.
 
-from errno import EAGAIN, EINVAL, ENODEV, ETIMEDOUT
+from errno import EAGAIN, ETIMEDOUT
 
 from drivers.pm_uart import BAD, SKIP
 from drivers.pms5003 import PMS5003
@@ -9,7 +10,8 @@ from drivers.pms5003 import frames as fr
 from hal.sim.bus import SimPin, SimUART
 from hal.sim.environment import Environment
 from hal.sim.pms5003 import SimPMS5003, encode_data, words_for
-from host_tests.device.support import heap_allocated, message, raises, virtual_clock
+from host_tests.device import pm_uart_checks
+from host_tests.device.support import message, raises, virtual_clock
 
 # A data frame written out by hand from the data manual's table (appendix I):
 # CF=1 PM1.0/2.5/10 = 5/8/12, atmospheric 5/8/12, counts 920 276 61 4 2 1, reserved 0.
@@ -27,39 +29,35 @@ def _frame(pm1, pm25, pm10):
     return encode_data(words_for(pm1, pm25, pm10))
 
 
-class _Recorder(fr.Parser):
-    """The driver's parser, noting the PM2.5 of every frame it accepts."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def accept(self, win, length):
-        super().accept(win, length)
-        if length == fr.DATA_FRAME:
-            self.seen.append(fr.word(win, fr.PM2_5_ATM))
+def _pm2_5(win, length):
+    return fr.word(win, fr.PM2_5_ATM) if length == fr.DATA_FRAME else None
 
 
 def _parse(stream, chunk=7):
-    p = _Recorder()
-    buf = bytearray(stream)
-    for start in range(0, len(buf), chunk):
-        part = buf[start : start + chunk]
-        p.feed(part, len(part))
-    return p, p.seen
+    return pm_uart_checks.parse(fr.Parser, _pm2_5, stream, chunk)
 
 
-def _setup(mode="passive", power=False, noise=False, warm=True, env=None, **options):
-    clk = virtual_clock()
-    env = env if env is not None else Environment(pm1_0=5.0, pm2_5=8.0, pm10=12.0)
-    pin = SimPin("pm_power", value=1) if power else None
-    chip = SimPMS5003(env, power_pin=pin, noise=noise)
-    uart = SimUART(chip)
-    clk.sleep_ms(1000)  # the sensor has booted
-    sensor = PMS5003(uart, mode, power_pin=pin, **options)
-    if warm:
-        clk.sleep_ms(sensor.warmup_left_ms())
-    return sensor, chip, uart, env, clk, pin
+PMS = pm_uart_checks.Chip(
+    name="PMS5003",
+    driver=PMS5003,
+    model=SimPMS5003,
+    polled_mode="passive",
+    polled=lambda model: model.mode == "passive",
+    request=fr.command(fr.CMD_READ, 0),
+    frame_len=32,
+    active_interval_ms=2300,
+    air={"pm1_0": 5.0, "pm2_5": 8.0, "pm10": 12.0},
+    reading={"pm1_0": 5, "pm2_5": 8, "pm10": 12},
+    noisy={"pm1_0": (4, 6), "pm2_5": (7, 9), "pm10": (11, 13)},
+    garbage_bytes=40,
+    boot_ms=10000,
+    answers={fr.CMD_READ: _frame(5, 8, 12), fr.CMD_MODE: PASSIVE_REPLY},
+)
+pm_uart_checks.register(globals(), PMS)
+
+
+def _setup(**kwargs):
+    return pm_uart_checks.setup(PMS, **kwargs)
 
 
 # -- frames: datasheet layout, pure functions -----------------------------------------
@@ -144,17 +142,6 @@ def test_reply_inside_a_stream_of_data_frames():
 # -- reading the simulated sensor ------------------------------------------------------------
 
 
-def test_passive_read_is_two_transactions_and_the_contract_dict():
-    sensor, chip, uart, env, clk, pin = _setup()
-    uart.clear_log()
-    v = sensor.read()
-    assert v == {"pm1_0": 5, "pm2_5": 8, "pm10": 12}
-    assert uart.transactions == 2
-    (_, op1, _, _, data1), (_, op2, _, _, data2) = uart.log
-    assert (op1, data1) == ("write", fr.command(fr.CMD_READ, 0))
-    assert op2 == "read" and len(data2) == 32
-
-
 def test_values_follow_the_air_with_cf1_and_counts_beside():
     sensor, chip, uart, env, clk, pin = _setup()
     for pm1, pm25, pm10 in ((0.0, 0.0, 0.0), (12.0, 35.0, 60.0), (150.0, 300.0, 420.0)):
@@ -168,24 +155,10 @@ def test_values_follow_the_air_with_cf1_and_counts_beside():
     assert sensor.version_and_error() == (0, 0)
 
 
-def test_active_mode_returns_a_fresh_frame_not_what_piled_up():
+def test_active_cadence_is_fast_when_the_air_changes():
     sensor, chip, uart, env, clk, pin = _setup(mode="active")
-    assert sensor.read()["pm2_5"] == 8
-    env.set(pm2_5=40.0, pm10=50.0)
-    clk.sleep_ms(60000)  # the UART buffer filled up with old frames meanwhile
-    assert uart.overruns > 0
-    assert sensor.read()["pm2_5"] == 40
-
-
-def test_active_cadence_is_stable_2300_ms_and_fast_when_the_air_changes():
-    sensor, chip, uart, env, clk, pin = _setup(mode="active")
+    clk.sleep_ms(23000)  # steady 2300 ms first (pm_uart_checks: active mode sends a frame every interval)
     uart.read()
-    sent = chip.frames_sent
-    clk.sleep_ms(23000)
-    uart.read()
-    assert chip.frames_sent - sent == 10
-    t = chip.recent
-    assert [b - a for a, b in zip(t[-6:], t[-5:])] == [2300] * 5
     for pm25 in (100.0, 200.0, 300.0, 400.0):  # smoke moving in
         env.set(pm2_5=pm25, pm10=pm25 + 50)
         for _ in range(10):
@@ -208,39 +181,6 @@ def test_construction_switches_to_passive_and_wakes():
 
 
 # -- warm-up and sleep ----------------------------------------------------------------------
-
-
-def test_readings_during_warm_up_do_not_count():
-    sensor, chip, uart, env, clk, pin = _setup(warm=False)
-    e = raises(EAGAIN, sensor.read)
-    assert "warming up" in message(e) and "PMS5003" in message(e)
-    clk.sleep_ms(20000)
-    left = sensor.warmup_left_ms()
-    assert 0 < left <= 10000
-    raises(EAGAIN, sensor.read)
-    clk.sleep_ms(left)
-    assert sensor.read()["pm2_5"] == 8
-
-
-def test_the_model_reads_low_while_its_fan_spins_up():
-    sensor, chip, uart, env, clk, pin = _setup(warm=False, warmup_s=0)
-    assert sensor.read()["pm2_5"] < 8  # what the driver's warm-up keeps from the data
-
-
-def test_sleep_stops_frames_and_wake_restarts_the_warm_up():
-    sensor, chip, uart, env, clk, pin = _setup(mode="active")
-    sensor.sleep()
-    assert chip.sleeping and sensor.asleep
-    e = raises(EAGAIN, sensor.read)
-    assert "asleep" in message(e)
-    uart.read()
-    clk.sleep_ms(10000)
-    assert uart.any() == 0  # fan off, nothing sent
-    sensor.wake()
-    assert not chip.sleeping
-    raises(EAGAIN, sensor.read)
-    clk.sleep_ms(30000)
-    assert sensor.read()["pm10"] == 12
 
 
 def test_asleep_the_model_hears_only_the_wake_up():
@@ -274,99 +214,11 @@ def test_set_pin_low_sleeps_the_model():
 # -- faults: a clear error, never a wrong number ------------------------------------------
 
 
-def test_absent_sensor_is_no_device():
-    clk = virtual_clock()
-    chip = SimPMS5003(Environment())
-    chip.faults.absent = True
-    e = raises(ENODEV, PMS5003, SimUART(chip))
-    assert "PMS5003" in message(e) and "no answer" in message(e)
-
-
-def test_options_are_validated_with_the_bad_value_named():
+def test_mode_is_validated_with_the_bad_value_named():
     sensor, chip, uart, env, clk, pin = _setup()
     e = raises(ValueError, PMS5003, uart, "turbo")
     assert "turbo" in message(e)
-    e = raises(ValueError, PMS5003, uart, "passive", 5)
-    assert "5" in message(e)
-    raises(ValueError, PMS5003, uart, "passive", None, 2)
-    raises(ValueError, PMS5003, uart, "passive", None, 1, -1)
-    raises(ValueError, PMS5003, uart, "passive", None, 1, 30, 0)
-    e = raises(EINVAL, sensor.power_cycle)
-    assert "power switch" in message(e)
-
-
-def test_garbage_dropped_bytes_and_bad_checksums_never_give_a_wrong_number():
-    sensor, chip, uart, env, clk, pin = _setup(mode="active", noise=True)
-    f = chip.faults
-    got = []
-    for i in range(12):
-        if i % 3 == 0:
-            f.garbage(40)
-        elif i % 3 == 1:
-            f.drop(1)
-        else:
-            f.bad_checksum(1)
-        v = sensor.read()
-        got.append(v["pm2_5"])
-        assert 7 <= v["pm2_5"] <= 9 and 4 <= v["pm1_0"] <= 6 and 11 <= v["pm10"] <= 13, v
-    assert sensor.bad_frames >= 4 and sensor.noise_bytes >= 4 * 40, (sensor.bad_frames, sensor.noise_bytes)
-    assert sensor.recoveries == 0
-
-
-def test_a_damaged_answer_in_passive_mode_is_asked_again():
-    sensor, chip, uart, env, clk, pin = _setup()
-    chip.faults.bad_checksum(1)
-    uart.clear_log()
-    assert sensor.read()["pm2_5"] == 8
-    writes = [e for e in uart.log if e[1] == "write"]
-    assert len(writes) == 2 and sensor.bad_frames == 1
-
-
-def test_flipped_bits_on_the_line_never_give_a_wrong_number():
-    sensor, chip, uart, env, clk, pin = _setup(stale_s=None)
-    for i in range(20):
-        chip.faults.corrupt(1, "flip" if i % 2 else "ones")
-        try:
-            v = sensor.read()
-        except OSError as e:
-            assert e.args[0] in (EAGAIN, ETIMEDOUT), e
-            clk.sleep_ms(sensor.warmup_left_ms())
-        else:
-            assert v == {"pm1_0": 5, "pm2_5": 8, "pm10": 12}, v
-    assert sensor.noise_bytes > 0
-
-
-def test_hang_is_cured_by_a_power_cycle_and_counted():
-    sensor, chip, uart, env, clk, pin = _setup(power=True)
-    chip.faults.hang()
-    e = raises(EAGAIN, sensor.read)
-    assert "power cycle" in message(e) and "warming up" in message(e)
-    assert sensor.recoveries == 1 and sensor.recovery_attempts == 2
-    assert sensor.last_recovery == "a power cycle"
-    assert "no valid frame" in sensor.last_fault
-    assert chip.power_cycles == 1 and not chip.faults.hung
-    assert chip.mode == "passive"  # set up again after the power-on default (active)
-    clk.sleep_ms(sensor.warmup_left_ms())
-    assert sensor.read()["pm2_5"] == 8
-    st = sensor.stats()
-    assert st["recoveries"] == 1 and st["frames"] == sensor.frames
-
-
-def test_hang_without_a_power_switch_is_a_clear_timeout():
-    sensor, chip, uart, env, clk, pin = _setup()
-    chip.faults.hang()
-    e = raises(ETIMEDOUT, sensor.read)
-    assert "no answer after sleep/wake" in message(e)
-    assert sensor.recoveries == 0 and sensor.recovery_attempts == 1
-    raises(ETIMEDOUT, sensor.read)  # tries sleep/wake again: it is all it has
-    assert sensor.recovery_attempts == 2
-    chip.power_cycle()  # a technician pulls the plug
-    clk.sleep_ms(10000)
-    e = raises(EAGAIN, sensor.read)
-    assert "recovered by sleep/wake" in message(e), message(e)
-    assert chip.mode == "passive"
-    clk.sleep_ms(30000)
-    assert sensor.read()["pm10"] == 12
+    # the options of the base (power pin, warm-up, ...): pm_uart_checks
 
 
 def test_hang_with_a_dead_switch_keeps_failing_clearly():
@@ -380,25 +232,6 @@ def test_hang_with_a_dead_switch_keeps_failing_clearly():
     chip.faults.absent = False
     raises(EAGAIN, sensor.read)
     assert sensor.recoveries == 1
-
-
-def test_frozen_sensor_is_cured_by_sleep_wake():
-    sensor, chip, uart, env, clk, pin = _setup(noise=True, stale_s=60)
-    first = sensor.read()
-    chip.faults.freeze("wake")
-    e = None
-    for _ in range(20):
-        clk.sleep_ms(10000)
-        try:
-            sensor.read()
-        except OSError as err:
-            e = err
-            break
-    assert e is not None and e.args[0] == EAGAIN, e
-    assert "same frame" in message(e) and "sleep/wake" in message(e)
-    assert sensor.recoveries == 1 and chip.faults.frozen is None
-    clk.sleep_ms(30000)
-    assert 7 <= sensor.read()["pm2_5"] <= 9 and first
 
 
 def test_frozen_until_power_escalates_to_the_switch():
@@ -449,45 +282,3 @@ def test_pmsa003_reports_its_version_word():
     sensor.read()
     assert sensor.version_and_error() == (0x97, 0)
 
-
-# -- cost per reading -------------------------------------------------------------------------
-
-
-class _CannedUART:
-    """A UART that answers each command with a fixed frame and allocates nothing, so a
-    heap measurement sees only the driver."""
-
-    def __init__(self):
-        self.out = bytearray(32)
-        self.n = self.pos = 0
-        self.data = _frame(5, 8, 12)
-        self.mode_reply = PASSIVE_REPLY
-
-    def write(self, buf):
-        a = self.data if buf[2] == fr.CMD_READ else (self.mode_reply if buf[2] == fr.CMD_MODE else None)
-        if a is not None:
-            for i in range(len(a)):
-                self.out[i] = a[i]
-            self.n, self.pos = len(a), 0
-        return len(buf)
-
-    def any(self):
-        return self.n - self.pos
-
-    def readinto(self, buf):
-        k = min(len(buf), self.n - self.pos)
-        if not k:
-            return None
-        for i in range(k):
-            buf[i] = self.out[self.pos + i]
-        self.pos += k
-        return k
-
-
-def test_measure_allocates_no_heap_memory():
-    virtual_clock()
-    sensor = PMS5003(_CannedUART(), warmup_s=0)
-    sensor.measure()
-    used = heap_allocated(sensor.measure, repeat=20)
-    assert used in (None, 0), "measure() allocated %d bytes in 20 calls" % used
-    assert sensor.values() == {"pm1_0": 5, "pm2_5": 8, "pm10": 12}

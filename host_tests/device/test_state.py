@@ -6,7 +6,7 @@ import json
 import os
 
 from firmware import atomic, state
-from host_tests.device.scratch import files, read_bytes, remove_tree, scratch_dir, write_bytes
+from host_tests.device.scratch import ScratchDir, files, read_bytes, write_bytes
 from host_tests.device.support import raises
 
 
@@ -14,9 +14,20 @@ def _reboot():
     state._booted.clear()  # what a new process (a reboot) starts with
 
 
+class _StateDir(ScratchDir):
+    """A scratch directory for the node state; on the way out the next test gets a fresh boot."""
+
+    def __init__(self):
+        super().__init__("st")
+
+    def __exit__(self, exc_type, exc, tb):
+        super().__exit__(exc_type, exc, tb)
+        _reboot()
+        return False
+
+
 def test_boot_counts_once_per_boot_and_keeps_the_causes():
-    d = scratch_dir("st")
-    try:
+    with _StateDir() as d:
         _reboot()
         st = state.boot(d, "power_on")
         assert (st["boot_count"], st["reset_cause"], st["previous_reset_cause"]) == (1, "power_on", None)
@@ -29,14 +40,10 @@ def test_boot_counts_once_per_boot_and_keeps_the_causes():
             st = state.boot(d + "/", "deep_sleep")
         assert st["boot_count"] == 7 and "state_error" not in st
         assert json.loads(read_bytes(d + "/state.json"))["boot_count"] == 7
-    finally:
-        remove_tree(d)
-        _reboot()
 
 
 def test_extra_keys_are_kept():
-    d = scratch_dir("st")
-    try:
+    with _StateDir() as d:
         _reboot()
         st = state.boot(d, None)
         st["last_ntp"] = 1764270000
@@ -44,14 +51,10 @@ def test_extra_keys_are_kept():
         _reboot()
         st = state.boot(d, "hard")
         assert st["last_ntp"] == 1764270000 and st["boot_count"] == 2 and st["previous_reset_cause"] is None
-    finally:
-        remove_tree(d)
-        _reboot()
 
 
 def test_unusable_state_file_counts_from_zero_and_says_why():
-    d = scratch_dir("st")
-    try:
+    with _StateDir() as d:
         for junk, why in (
             (b'{"boot_count": 4', "state.json unusable, counting from 0: "),
             (b"[4]", "not a JSON object"),
@@ -66,42 +69,30 @@ def test_unusable_state_file_counts_from_zero_and_says_why():
             assert st["boot_count"] == 1, junk
             assert why in st["state_error"], (junk, st["state_error"])
             assert "state_error" not in json.loads(read_bytes(d + "/state.json"))  # RAM only
-    finally:
-        remove_tree(d)
-        _reboot()
 
 
 def test_a_state_that_cannot_be_written_does_not_stop_the_boot():
-    d = scratch_dir("st")
-    try:
+    with _StateDir() as d:
         _reboot()
         st = state.boot(d + "/missing/dir", "power_on")
         assert st["boot_count"] == 1 and "not written" in st["state_error"]
-    finally:
-        remove_tree(d)
-        _reboot()
 
 
 def test_leftover_temp_state_is_ignored():
-    d = scratch_dir("st")
-    try:
+    with _StateDir() as d:
         _reboot()
         state.boot(d, "power_on")
         write_bytes(d + "/state.json.tmp", b'{"boot_count": 99')
         _reboot()
         assert state.boot(d, "power_on")["boot_count"] == 2
         assert files(d) == ["state.json"]
-    finally:
-        remove_tree(d)
-        _reboot()
 
 
 # -- the atomic helper ------------------------------------------------------------------------------
 
 
 def test_atomic_write_replaces_the_whole_file():
-    d = scratch_dir("at")
-    try:
+    with ScratchDir("at") as d:
         p = d + "/f"
         assert atomic.read(p, 100) is None and not atomic.exists(p) and atomic.size(p) == -1
         atomic.write(p, "first version, longer")
@@ -112,13 +103,10 @@ def test_atomic_write_replaces_the_whole_file():
         atomic.remove(p)
         atomic.remove(p)  # already gone: fine
         assert not atomic.exists(p)
-    finally:
-        remove_tree(d)
 
 
 def test_atomic_read_cleans_up_after_a_cut():
-    d = scratch_dir("at")
-    try:
+    with ScratchDir("at") as d:
         p = d + "/f"
         atomic.write(p, b"old")
         write_bytes(p + ".tmp", b"new but never renamed")  # cut before the rename
@@ -126,13 +114,10 @@ def test_atomic_read_cleans_up_after_a_cut():
         os.remove(p)
         write_bytes(p + ".tmp", b"complete")  # FAT: old removed, temp not yet renamed
         assert atomic.read(p, 100) == b"complete" and files(d) == ["f"]
-    finally:
-        remove_tree(d)
 
 
 def test_atomic_replace_falls_back_when_rename_cannot_overwrite():
     # FAT refuses to rename onto an existing file (EEXIST); replace() removes it first.
-    d = scratch_dir("at")
     real = atomic._rename
     calls = []
 
@@ -142,13 +127,13 @@ def test_atomic_replace_falls_back_when_rename_cannot_overwrite():
             raise OSError(17, "EEXIST")
         real(src, dst)
 
-    try:
-        p = d + "/f"
-        atomic.write(p, b"one")
-        atomic._rename = fat_rename
-        atomic.write(p, b"two")
-        atomic._rename = real
-        assert read_bytes(p) == b"two" and files(d) == ["f"] and len(calls) == 2
-    finally:
-        atomic._rename = real
-        remove_tree(d)
+    with ScratchDir("at") as d:
+        try:
+            p = d + "/f"
+            atomic.write(p, b"one")
+            atomic._rename = fat_rename
+            atomic.write(p, b"two")
+            atomic._rename = real
+            assert read_bytes(p) == b"two" and files(d) == ["f"] and len(calls) == 2
+        finally:
+            atomic._rename = real

@@ -1,10 +1,12 @@
 """The `streetnode` command. Errors are one line on stderr and a non-zero exit code:
-1 for a failed operation, 2 for a usage error."""
+1 for a failed operation, 2 for a usage error, 3 to 6 as each command documents them
+(streetnode.common.errors names them all)."""
 
 import argparse
 import sys
 
 from streetnode import __version__
+from streetnode.common import errors, mqtt
 from streetnode.technician import bundle, deploy, flash, gateway, provision
 from streetnode.field import check, monitor, report
 from streetnode.integrator import bridge
@@ -55,11 +57,13 @@ def build_parser():
         "Without --broker it starts one on a free loopback port (mosquitto when installed, else amqtt) "
         "and prints its address. A node process that dies is started again, as a board reboots.",
         epilog="examples:\n  streetnode sim --nodes 3 --duration 60\n"
-        "  streetnode sim --nodes 20 --broker 127.0.0.1:1883 --interval 5 --state-dir /tmp/fleet",
+        "  streetnode sim --nodes 20 --broker 127.0.0.1:1883 --interval 5 --state-dir /tmp/fleet\n"
+        "  streetnode sim --broker localhost --tls --ca ca.pem --user sim --password-file sim-pw.txt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
-    s.add_argument("--broker", metavar="HOST:PORT", help="publish to this broker instead of an embedded one")
+    mqtt.add_broker_options(s, required=False, help_broker="publish to this broker instead of an embedded one "
+                            "(the nodes use --tls/--ca and --user/--password-file too)")  # fmt: skip
     s.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="sampling interval (default 5)")
     s.add_argument("--duration", type=float, default=0, metavar="SECONDS", help="stop after this long (default: run until Ctrl-C)")
     s.add_argument("--heap", default="512k", metavar="SIZE", help="MicroPython heap per node (default 512k: the "
@@ -113,13 +117,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # one line, no traceback, for technicians and scripts
-        print("streetnode %s: error: %s" % (args.command, e), file=sys.stderr)
-        return 1
+    return errors.run(args)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-
 from streetnode.bench import mqtt as bench_mqtt
-from streetnode.common import deps, mpy
+from streetnode.common import deps, mpy, mqtt
 from streetnode.common.broker import Broker
 from streetnode.common.build import compile_tree
 from streetnode.common.paths import REPO
@@ -37,13 +35,8 @@ class _Arrivals:
         self.data = {}  # seq -> arrival (perf_counter)
         self.health = []
         self.lock = threading.Lock()
-        self.ready = threading.Event()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-node-%d" % os.getpid())
-        self.c.on_connect = lambda c, u, f, rc, p=None: (c.subscribe("streetnode/#", qos=1), self.ready.set())
-        self.c.on_message = self._msg
-        self.c.connect(broker.host, broker.port)
-        self.c.loop_start()
-        self.ready.wait(10)
+        self.c = mqtt.connect(mqtt.BrokerOptions(broker.host, broker.port), "bench-node-%d" % os.getpid(),
+                              on_message=self._msg, subscribe=["streetnode/#"])  # fmt: skip
 
     def _msg(self, c, u, msg):
         t = time.perf_counter()
@@ -68,8 +61,7 @@ class _Arrivals:
         return False
 
     def close(self):
-        self.c.loop_stop()
-        self.c.disconnect()
+        mqtt.close(self.c)
 
 
 def _config(d, port, interval_s):

@@ -23,12 +23,10 @@ import time
 import weakref
 from pathlib import Path
 
+from streetnode.common.errors import Failure
+
 KINDS = ("mosquitto", "amqtt")
 _live = weakref.WeakSet()
-
-
-class BrokerError(RuntimeError):
-    pass
 
 
 def find_mosquitto():
@@ -58,7 +56,7 @@ class Broker:
 
     kind: "mosquitto", "amqtt" or None (mosquitto when installed, else amqtt).
     tls: None, or {"cafile", "certfile", "keyfile"} (PEM paths) for a TLS-only listener
-    (mosquitto only).
+    (mosquitto only); with "require_certificate": True a client needs a certificate the CA signed.
     """
 
     def __init__(self, kind=None, host="127.0.0.1", port=None, tls=None, start_timeout=15.0, persistence=False,
@@ -68,7 +66,7 @@ class Broker:
         if kind not in KINDS:
             raise ValueError("broker kind must be one of %s, got %r" % (", ".join(KINDS), kind))
         if kind == "mosquitto" and not find_mosquitto():
-            raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
+            raise Failure("mosquitto is not installed (apt-get install mosquitto)")
         if tls and kind != "mosquitto":
             raise ValueError("a TLS listener needs mosquitto, not %s" % kind)
         self.kind = kind
@@ -132,6 +130,8 @@ class Broker:
                 "certfile %s" % self.tls["certfile"],
                 "keyfile %s" % self.tls["keyfile"],
             ]
+            if self.tls.get("require_certificate"):
+                lines.append("require_certificate true")
         path = Path(self._dir) / "mosquitto.conf"
         path.write_text("\n".join(lines) + "\n")
         return [find_mosquitto(), "-c", str(path)]
@@ -179,14 +179,14 @@ class Broker:
             code = self.proc.poll()
             if code is not None:
                 self.proc = None
-                raise BrokerError("%s exited with code %s on %s: %s" % (self.kind, code, self.address, self.log_tail()))
+                raise Failure("%s exited with code %s on %s: %s" % (self.kind, code, self.address, self.log_tail()))
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     return
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise BrokerError("%s did not listen on %s within %.0f s" % (self.kind, self.address, self.start_timeout))
+                    raise Failure("%s did not listen on %s within %.0f s" % (self.kind, self.address, self.start_timeout))
                 time.sleep(0.02)
 
     def log_tail(self, n=5):

@@ -18,14 +18,11 @@ import tempfile
 from pathlib import Path
 
 from streetnode.common import deps
+from streetnode.common.errors import Failure, script
 from streetnode.common.paths import REPO
 
 PACKAGES = ("firmware", "drivers", "hal")
 SKIP = ("manifest.py",)  # micropython-lib manifests describe a package, they are not code
-
-
-class BuildError(RuntimeError):
-    pass
 
 
 def mpy_cross():
@@ -79,7 +76,7 @@ def compile_tree(dest=None, lib=None, opt=None):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             os.unlink(tmp)
-            raise BuildError("mpy-cross failed on %s: %s" % (rel, (proc.stderr or proc.stdout).strip()))
+            raise Failure("mpy-cross failed on %s: %s" % (rel, (proc.stderr or proc.stdout).strip()))
         os.replace(tmp, out)
     for rel in set(stamps) - set(wanted):  # a module that was removed from the sources
         stale = dest / (rel[:-3] + ".mpy")
@@ -90,8 +87,4 @@ def compile_tree(dest=None, lib=None, opt=None):
 
 
 if __name__ == "__main__":
-    try:
-        print(compile_tree())
-    except (BuildError, deps.DependencyError) as e:
-        print("streetnode build: error: %s" % e, file=sys.stderr)
-        sys.exit(1)
+    script("build", compile_tree)

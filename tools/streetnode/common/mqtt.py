@@ -4,7 +4,12 @@ benchmarks and the tests), and one way to open a paho-mqtt client with them.
 
     p = argparse.ArgumentParser(); add_broker_options(p)
     opts = BrokerOptions.from_args(p.parse_args())
-    client = connect(opts, "streetnode-check")        # connected, loop running, or BrokerError
+    client = connect(opts, "streetnode-check", subscribe=["streetnode/+/status"], on_message=f)
+    # connected and subscribed (SUBACK in), network loop running; or BrokerError
+
+`connect(..., wait=False)` returns at once and keeps trying in the background (the sim's live
+view: its broker may come up later). A Failure from here carries EXIT_FAILED, the code every
+field command documents for "the broker could not be used" (deploy maps it to its own).
 
 `--broker HOST[:PORT]` (the port defaults to 1883, 8883 with --tls), `--tls` with `--ca FILE`
 (PEM or DER; the system's CAs without it), `--cert FILE --key FILE` where the broker wants a
@@ -17,40 +22,43 @@ import ssl
 import threading
 import time
 
-from streetnode.common.errors import Failure
+from streetnode.common.errors import EXIT_FAILED, Failure
 
 DEFAULT_PORT = 1883
 DEFAULT_TLS_PORT = 8883
-EXIT_BROKER = 1
 
 
 class BrokerError(Failure):
-    """The broker cannot be reached, refuses us, or the broker options are wrong."""
+    """The broker cannot be reached, refuses us, or the broker options are wrong (a Failure:
+    a command that cares which, deploy, catches this one)."""
 
-    def __init__(self, message, code=EXIT_BROKER):
+    def __init__(self, message, code=EXIT_FAILED):
         super().__init__(message, code)
+
+
+_BAD_BROKER = "--broker must be HOST:PORT or HOST (port 1883, 8883 with TLS), not %r"
 
 
 def parse_broker(text, tls=False):
     """'host', 'host:port', '[::1]:port' -> (host, port); the port defaults by TLS."""
     text = (text or "").strip()
     if not text:
-        raise ValueError("--broker must be HOST or HOST:PORT, not %r" % text)
+        raise ValueError(_BAD_BROKER % text)
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else ""
         if rest and not rest.startswith(":"):
-            raise ValueError("--broker must be HOST or HOST:PORT, not %r" % text)
+            raise ValueError(_BAD_BROKER % text)
     elif text.count(":") == 1:
         host, _, port = text.partition(":")
     else:
         host, port = text, ""
-    if not host:
-        raise ValueError("--broker must be HOST or HOST:PORT, not %r" % text)
+    if not host or any(c in host for c in " /@") or text.endswith(":"):
+        raise ValueError(_BAD_BROKER % text)
     if port == "":
         return host, DEFAULT_TLS_PORT if tls else DEFAULT_PORT
     if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("--broker must be HOST or HOST:PORT with a port from 1 to 65535, not %r" % text)
+        raise ValueError(_BAD_BROKER % text + " (the port is a number from 1 to 65535)")
     return host, int(port)
 
 
@@ -66,33 +74,47 @@ def read_password(path):
 
 
 class BrokerOptions:
-    """Where the broker is and how to talk to it."""
+    """Where the broker is and how to talk to it. ca: a CA file (PEM or DER); ca_data: the CA
+    itself (PEM text or DER bytes, e.g. the one a node's config names)."""
 
-    def __init__(self, host, port=None, tls=False, ca=None, cert=None, key=None, user=None, password=None):
+    def __init__(self, host, port=None, tls=False, ca=None, cert=None, key=None, user=None, password=None,
+                 ca_data=None):  # fmt: skip
         self.host = host
-        self.tls = bool(tls or ca or cert)
+        self.tls = bool(tls or ca or cert or ca_data)
         self.port = port or (DEFAULT_TLS_PORT if self.tls else DEFAULT_PORT)
-        self.ca = ca
-        self.cert = cert
-        self.key = key
-        self.user = user
-        self.password = password
+        self.ca, self.ca_data = ca, ca_data
+        self.cert, self.key = cert, key  # a client certificate and its key go together
+        self.user, self.password = user, password
 
     @classmethod
-    def from_args(cls, args, required=True):
-        """From add_broker_options' arguments; None when --broker was not given and not required."""
-        text = getattr(args, "broker", None)
-        if not text:
+    def from_args(cls, args, required=True, defaults=None):
+        """From add_broker_options' arguments. What the command line leaves out comes from
+        `defaults` (a BrokerOptions, e.g. the node's own broker settings); None when there is
+        neither a --broker nor defaults and the broker is not required."""
+        get = lambda name: getattr(args, name, None)  # noqa: E731
+        d = defaults
+        if not get("broker") and d is None:
             if required:
                 raise ValueError("--broker HOST[:PORT] is required")
+            if get("tls") or get("ca") or get("cert") or get("user") or get("password_file"):
+                raise ValueError("--tls, --ca, --cert, --user and --password-file go with --broker")
             return None
-        tls = bool(getattr(args, "tls", False) or getattr(args, "ca", None))
-        host, port = parse_broker(text, tls)
-        cert, key = getattr(args, "cert", None), getattr(args, "key", None)
-        if bool(cert) != bool(key):
+        if bool(get("cert")) != bool(get("key")):
             raise ValueError("--cert and --key go together (the client certificate and its private key)")
-        return cls(host, port, tls, getattr(args, "ca", None), cert, key,
-                   getattr(args, "user", None), read_password(getattr(args, "password_file", None)))
+        tls = bool(get("tls") or get("ca") or get("cert") or (d is not None and d.tls))
+        if get("broker"):
+            host, port = parse_broker(get("broker"), tls)
+        else:
+            host, port = d.host, (d.port if d.tls == tls else None)
+        ca, ca_data = (get("ca"), None) if get("ca") else ((d.ca, d.ca_data) if d is not None else (None, None))
+        cert, key = (get("cert"), get("key")) if get("cert") else ((d.cert, d.key) if d is not None else (None, None))
+        if get("user"):
+            user, password = get("user"), read_password(get("password_file"))
+        elif get("password_file"):
+            raise ValueError("--password-file goes with --user (MQTT sends no password alone)")
+        else:
+            user, password = (d.user, d.password) if d is not None else (None, None)
+        return cls(host, port, tls, ca, cert, key, user, password, ca_data)
 
     @property
     def address(self):
@@ -112,24 +134,31 @@ def add_broker_options(parser, required=True, help_broker="the MQTT broker"):
     g.add_argument("--cert", metavar="FILE", help="client certificate (PEM), where the broker asks for one")
     g.add_argument("--key", metavar="FILE", help="the client certificate's private key (PEM)")
     g.add_argument("--user", help="MQTT user name")
-    g.add_argument("--password-file", metavar="FILE", help="file whose first line is the MQTT password")
+    g.add_argument("--password-file", metavar="FILE", help="file whose first line is the MQTT password (with --user)")
     return g
+
+
+def _load_ca(ctx, data, where):
+    try:
+        if isinstance(data, str) or b"-----BEGIN" in data:
+            ctx.load_verify_locations(cadata=data if isinstance(data, str) else data.decode("ascii", "replace"))
+        else:
+            ctx.load_verify_locations(cadata=bytes(data))  # DER, as the nodes carry it
+    except (ssl.SSLError, ValueError, TypeError) as e:
+        raise BrokerError("the CA %s holds no usable certificate: %s" % (where, e))
 
 
 def _ssl_context(opts):
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     if opts.ca:
         try:
-            data = open(opts.ca, "rb").read()
+            with open(opts.ca, "rb") as f:
+                data = f.read()
         except OSError as e:
             raise BrokerError("cannot read the CA file %s: %s" % (opts.ca, e.strerror or e))
-        try:
-            if b"-----BEGIN" in data:
-                ctx.load_verify_locations(cadata=data.decode("ascii", "replace"))
-            else:
-                ctx.load_verify_locations(cadata=data)  # DER, as the nodes carry it
-        except (ssl.SSLError, ValueError) as e:
-            raise BrokerError("the CA file %s holds no usable certificate: %s" % (opts.ca, e))
+        _load_ca(ctx, data, "file " + opts.ca)
+    elif opts.ca_data:
+        _load_ca(ctx, opts.ca_data, "certificate")
     if opts.cert:
         try:
             ctx.load_cert_chain(opts.cert, opts.key)
@@ -138,12 +167,12 @@ def _ssl_context(opts):
     return ctx
 
 
-def new_client(opts, client_id=None, clean_session=True, manual_ack=False, will=None):
+def new_client(opts, client_id=None, clean_session=True, manual_ack=False, will=None, reconnect_max_s=5.0):
     """A paho-mqtt client set up for `opts` (TLS, credentials), not yet connected.
     client_id None: a unique one. will: (topic, payload, qos, retain)."""
     import paho.mqtt.client as paho
 
-    cid = client_id or "streetnode-%d-%x" % (os.getpid(), id(opts) ^ int(time.time() * 1000) & 0xFFFFFF)
+    cid = client_id or "streetnode-%d-%x" % (os.getpid(), (id(opts) ^ int(time.time() * 1000)) & 0xFFFFFF)
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=cid, clean_session=clean_session,
                          manual_ack=manual_ack)
     if opts.tls:
@@ -152,36 +181,68 @@ def new_client(opts, client_id=None, clean_session=True, manual_ack=False, will=
         client.username_pw_set(opts.user, opts.password)
     if will:
         client.will_set(*will)
-    client.reconnect_delay_set(0.2, 5)
+    client.reconnect_delay_set(min(0.2, reconnect_max_s), reconnect_max_s)
     return client
 
 
-def connect(opts, client_id=None, timeout=10.0, on_connect=None, on_message=None, subscribe=(), **kwargs):
-    """A connected client with its network loop running: the topics in `subscribe` (QoS 1)
-    are subscribed again on every reconnect, on_connect(client) called after that.
-    Raises BrokerError with one line that names the broker."""
+def connect(opts, client_id=None, timeout=10.0, on_connect=None, on_message=None, subscribe=(), qos=1,
+            wait=True, keepalive=30, **kwargs):  # fmt: skip
+    """A client with its network loop running. The topics in `subscribe` are subscribed
+    (at `qos`) again on every reconnect, on_connect(client) called after that.
+    wait True: returns once connected and the first subscriptions are acknowledged, or
+    raises BrokerError with one line that names the broker. wait False: returns at once
+    and keeps trying in the background (paho reconnects with a back-off)."""
     client = new_client(opts, client_id, **kwargs)
     done = threading.Event()
-    state = {"refused": None}
+    state = {"refused": None, "pending": set()}
 
     def _on_connect(c, userdata, flags, rc, props=None):
         if rc.is_failure:
-            state["refused"] = str(rc)
+            state["refused"] = "refused the connection: %s" % rc
             done.set()
             return
-        for t in subscribe:
-            c.subscribe(t, qos=1)
+        state["pending"] = {c.subscribe(t, qos=qos)[1] for t in subscribe}
         if on_connect:
             on_connect(c)
-        done.set()
+        if not state["pending"]:
+            done.set()
+
+    def _on_subscribe(c, userdata, mid, reason_codes, props=None):
+        if any(getattr(r, "is_failure", False) for r in reason_codes) and not done.is_set():
+            state["refused"] = "refused a subscription to %s (its ACL?)" % ", ".join(subscribe)
+        state["pending"].discard(mid)
+        if not state["pending"]:
+            done.set()
+
+    def _on_disconnect(c, userdata, flags, rc, props=None):
+        if not done.is_set():  # before the CONNACK: e.g. plain MQTT to a TLS listener
+            state["refused"] = "closed the connection before answering (%s)" % (
+                "does it want TLS: --tls, --ca?" if not opts.tls
+                else "is the client certificate one it accepts?" if opts.cert
+                else "does it want a client certificate, --cert and --key?")
+            done.set()
 
     client.on_connect = _on_connect
+    client.on_subscribe = _on_subscribe
+    if wait:
+        client.on_disconnect = _on_disconnect
     if on_message:
         client.on_message = on_message
+    if not wait:
+        client.connect_async(opts.host, opts.port, keepalive=keepalive)
+        client.loop_start()
+        return client
     try:
-        client.connect(opts.host, opts.port, keepalive=30)
+        client.connect(opts.host, opts.port, keepalive=keepalive)
     except ssl.SSLError as e:
-        raise BrokerError("TLS with the broker %s failed: %s" % (opts.address, e.reason or e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            why = "certificate verify failed: %s (is the CA the one that signed its certificate, and HOST its name?)" % (
+                e.verify_message)
+        else:
+            why = str(e.reason or e)  # e.g. WRONG_VERSION_NUMBER: no TLS on that port
+            if not opts.cert and "CERTIFICATE" in why.upper():
+                why += " (does it want a client certificate, --cert and --key?)"
+        raise BrokerError("TLS with the broker %s failed: %s" % (opts.address, why))
     except OSError as e:
         raise BrokerError("cannot reach the broker %s: %s" % (opts.address, e.strerror or e))
     client.loop_start()
@@ -190,13 +251,14 @@ def connect(opts, client_id=None, timeout=10.0, on_connect=None, on_message=None
         raise BrokerError("no answer from the broker %s within %.0f s" % (opts.address, timeout))
     if state["refused"] is not None:
         close(client)
-        raise BrokerError("the broker %s refused the connection: %s" % (opts.address, state["refused"]))
+        raise BrokerError("the broker %s %s" % (opts.address, state["refused"]))
     return client
 
 
 def close(client):
+    """Disconnect (which wakes the network thread at once), then stop its loop."""
     try:
-        client.loop_stop()
         client.disconnect()
+        client.loop_stop()
     except Exception:  # noqa: BLE001 - closing a dead connection must not hide the real error
         pass

@@ -14,67 +14,22 @@ message as text (UTF-8, undecodable bytes replaced) exactly as published. Lines 
 import json
 import os
 import queue
-import threading
 import time
 
-
-def parse_broker(text):
-    host, _, port = (text or "").rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("--broker must be HOST:PORT, not %r" % text)
-    return host.strip("[]"), int(port)
-
-
-def read_password(path):
-    """The first line of a password file (so the password is not in the shell history)."""
-    if not path:
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.readline().rstrip("\r\n")
-    except OSError as e:
-        raise ValueError("cannot read the password file %s: %s" % (path, e.strerror or e))
+from streetnode.common import mqtt
 
 
 class LiveSource:
-    """A paho-mqtt subscription; messages go to a queue as (topic, payload bytes, t)."""
+    """A subscription (common.mqtt: the broker options of every command); messages go to a
+    queue as (topic, payload bytes, t). BrokerError when the broker cannot be used."""
 
-    def __init__(self, host, port, topics, user=None, password=None, name="streetnode-field", connect_timeout=10.0):
-        import paho.mqtt.client as mqtt
-
+    def __init__(self, opts, topics, name="streetnode-field", connect_timeout=10.0):
         self.queue = queue.Queue()
-        self.topics = list(topics)
-        self.connected = threading.Event()
-        self.refused = None
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="%s-%d-%d" % (name, os.getpid(), id(self)))
-        if user:
-            self.client.username_pw_set(user, password)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 5)
-        self.on_connect = None  # called (in paho's thread) after every (re)subscription
-        try:
-            self.client.connect(host, port, keepalive=30)
-        except OSError as e:
-            raise ConnectionError("cannot reach the broker %s:%d: %s" % (host, port, e.strerror or e))
-        self.client.loop_start()
-        deadline = time.monotonic() + connect_timeout
-        while not self.connected.is_set() and self.refused is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if self.refused is not None:
-            self.close()
-            raise ConnectionError("the broker %s:%d refused the connection: %s" % (host, port, self.refused))
-        if not self.connected.is_set():
-            self.close()
-            raise ConnectionError("no answer from the broker %s:%d within %.0f s" % (host, port, connect_timeout))
+        self.on_connect = None  # called (in the network thread) after every (re)subscription
+        self.client = mqtt.connect(opts, "%s-%d-%d" % (name, os.getpid(), id(self)), timeout=connect_timeout,
+                                   on_connect=self._on_connect, on_message=self._on_message, subscribe=topics)
 
-    def _on_connect(self, client, userdata, flags, rc, props=None):
-        if rc.is_failure:
-            self.refused = str(rc)
-            return
-        for t in self.topics:
-            client.subscribe(t, qos=1)
-        self.connected.set()
+    def _on_connect(self, client):
         if self.on_connect:
             self.on_connect()
 
@@ -100,11 +55,7 @@ class LiveSource:
                 return out
 
     def close(self):
-        try:
-            self.client.loop_stop()
-            self.client.disconnect()
-        except Exception:  # noqa: BLE001 - closing a dead connection must not hide the real error
-            pass
+        mqtt.close(self.client)
 
 
 class CaptureWriter:

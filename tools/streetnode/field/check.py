@@ -14,13 +14,15 @@ import sys
 import time
 
 from streetnode.field import fleetwatch
-from streetnode.field.capture import LiveSource, parse_broker, read_password
+from streetnode.common import errors
+from streetnode.common.mqtt import BrokerOptions, add_broker_options
+from streetnode.field.capture import LiveSource
 from streetnode.common.paths import REPO
 
-EXIT_PASS = 0
-EXIT_FAIL = 1
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
+EXIT_PASS = errors.EXIT_OK
+EXIT_FAIL = errors.EXIT_FAILED
+EXIT_USAGE = errors.EXIT_USAGE
+EXIT_NOT_FOUND = errors.EXIT_NOT_FOUND
 
 WATCHDOG_CAUSES = ("wdt", "watchdog")
 NOT_READY = ("warmup", "closed")  # sensor slot states that are worth waiting for
@@ -274,8 +276,7 @@ class Commissioning:
 
 def run_check(args, out=sys.stdout, err=sys.stderr, source_factory=LiveSource):
     """The whole check; returns (exit code, result dict)."""
-    host, port = parse_broker(args.broker)
-    password = read_password(args.password_file)
+    opts = BrokerOptions.from_args(args)
     if args.readings < 3:
         raise ValueError("--readings must be at least 3 (fewer cannot tell a stuck sensor)")
     if args.timeout <= 0:
@@ -283,8 +284,8 @@ def run_check(args, out=sys.stdout, err=sys.stderr, source_factory=LiveSource):
     expected = args.expect_fw or firmware_version()
     prefix = args.prefix.rstrip("/")
     base = "%s/%s/" % (prefix, args.node)
-    src = source_factory(host, port, [base + "status", base + "data", base + "health", base + "cmd/result"],
-                         user=args.user, password=password, name="streetnode-check")  # fmt: skip
+    src = source_factory(opts, [base + "status", base + "data", base + "health", base + "cmd/result"],
+                         name="streetnode-check")  # fmt: skip
     com = Commissioning(args.node, prefix, args.readings, send=src.publish, stuck_s=args.stuck_s)
     countdown = Countdown(err if args.json else out, enabled=not args.quiet)
     started = time.time()
@@ -314,7 +315,7 @@ def run_check(args, out=sys.stdout, err=sys.stderr, source_factory=LiveSource):
         countdown.done()
         src.close()
     finished = time.time()
-    result = {"node": args.node, "broker": "%s:%d" % (host, port), "prefix": prefix, "started": started,
+    result = {"node": args.node, "broker": opts.address, "prefix": prefix, "started": started,
               "finished": finished, "readings": com.data_count}  # fmt: skip
     if not com.live():
         n = com.node
@@ -387,8 +388,8 @@ def main(args, out=None, err=None):
 
 EPILOG = """examples:
   streetnode check lamp-0042 --broker mqtt.siegen.de:1883
-  streetnode check lamp-0042 --broker mqtt.siegen.de:8883 --user crew --password-file ~/.crew-pw \\
-      --report lamp-0042-commissioning.txt
+  streetnode check lamp-0042 --broker mqtt.siegen.de --tls --ca city-ca.pem --user crew \\
+      --password-file ~/.crew-pw --report lamp-0042-commissioning.txt
   streetnode check sim-1 --broker 127.0.0.1:1883 --json --timeout 60
 
 what is checked (each line PASS or FAIL with the reason):
@@ -418,10 +419,8 @@ def register(sub):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("node", metavar="NODE", help="the node id, e.g. lamp-0042")
-    p.add_argument("--broker", required=True, metavar="HOST:PORT", help="the MQTT broker the node publishes to")
+    add_broker_options(p, help_broker="the MQTT broker the node publishes to")
     p.add_argument("--prefix", default="streetnode", help="topic prefix (default streetnode)")
-    p.add_argument("--user", help="MQTT user name")
-    p.add_argument("--password-file", metavar="FILE", help="file whose first line is the MQTT password")
     p.add_argument("--timeout", type=float, default=300.0, metavar="S",
                    help="give up after this many seconds (default 300: three readings at a 60 s interval, "
                    "plus a PM sensor's warm-up)")  # fmt: skip

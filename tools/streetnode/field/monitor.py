@@ -16,7 +16,8 @@ import sys
 import time
 
 from streetnode.field import fleetwatch
-from streetnode.field.capture import CaptureWriter, LiveSource, parse_broker, read_password
+from streetnode.common import mqtt
+from streetnode.field.capture import CaptureWriter, LiveSource
 
 SHORT = {
     "temperature": ("", "°C", 1),
@@ -254,14 +255,12 @@ def watch(source, fleet, out, duration=None, once=False, settle=3.0, capture=Non
 
 def main(args, out=None):
     out = out or sys.stdout
-    host, port = parse_broker(args.broker)
-    password = read_password(args.password_file)
+    opts = mqtt.BrokerOptions.from_args(args)
     if args.duration is not None and args.duration <= 0:
         raise ValueError("--duration must be positive")
     prefix = args.prefix.rstrip("/")
     fleet = fleetwatch.Fleet(prefix, **fleet_options(args))
-    src = LiveSource(host, port, ["%s/+/status" % prefix, "%s/+/data" % prefix, "%s/+/health" % prefix],
-                     user=args.user, password=password, name="streetnode-monitor")  # fmt: skip
+    src = LiveSource(opts, fleet_topics(prefix), name="streetnode-monitor")
     capture = CaptureWriter(args.capture) if args.capture else None
     try:
         watch(src, fleet, out, duration=args.duration, once=args.once, settle=args.settle, capture=capture)
@@ -275,6 +274,7 @@ def main(args, out=None):
 EPILOG = """examples:
   streetnode monitor --broker mqtt.siegen.de:1883
   streetnode monitor --broker mqtt.siegen.de:1883 --capture week48.jsonl
+  streetnode monitor --broker mqtt.siegen.de --tls --ca city-ca.pem --user ops --password-file ~/.ops-pw
   streetnode monitor --broker 127.0.0.1:1883 --once            # one table, for a script
   streetnode monitor --broker 127.0.0.1:1883 --duration 3600 > alerts.log
 
@@ -295,11 +295,9 @@ could not be used), 2 usage error
 """
 
 
-def add_broker_options(p):
-    p.add_argument("--broker", required=True, metavar="HOST:PORT", help="the fleet's MQTT broker")
-    p.add_argument("--prefix", default="streetnode", help="topic prefix (default streetnode)")
-    p.add_argument("--user", help="MQTT user name")
-    p.add_argument("--password-file", metavar="FILE", help="file whose first line is the MQTT password")
+def fleet_topics(prefix):
+    """What a node publishes: status, data, health (not its cmd topics)."""
+    return ["%s/+/%s" % (prefix, kind) for kind in ("status", "data", "health")]
 
 
 def add_alert_options(p):
@@ -325,7 +323,8 @@ def register(sub):
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_broker_options(p)
+    mqtt.add_broker_options(p, help_broker="the fleet's MQTT broker")
+    p.add_argument("--prefix", default="streetnode", help="topic prefix (default streetnode)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--once", action="store_true", help="listen --settle seconds, print one table and exit")
     g.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")

@@ -19,7 +19,9 @@ import time
 from datetime import datetime, timezone
 
 from streetnode.field import fleetwatch
-from streetnode.field.capture import CaptureWriter, LiveSource, parse_broker, read_capture, read_password
+from streetnode.common import mqtt
+from streetnode.field.capture import CaptureWriter, LiveSource, read_capture
+from streetnode.field.monitor import fleet_topics
 
 _REL = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -199,15 +201,12 @@ def write(summary, out_dir, plots=True):
     return pngs
 
 
-def _listen(args, out_dir):
-    host, port = parse_broker(args.broker)
-    password = read_password(args.password_file)
+def _listen(args, opts, out_dir):
     prefix = args.prefix.rstrip("/")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "capture.jsonl")
     cap = CaptureWriter(path)
-    src = LiveSource(host, port, ["%s/+/status" % prefix, "%s/+/data" % prefix, "%s/+/health" % prefix],
-                     user=args.user, password=password, name="streetnode-report")  # fmt: skip
+    src = LiveSource(opts, fleet_topics(prefix), name="streetnode-report")
     end = time.monotonic() + args.duration
     try:
         while time.monotonic() < end:
@@ -226,11 +225,12 @@ def main(args, out=None):
         raise ValueError("give either --capture FILE or --broker HOST:PORT with --duration")
     if args.broker and not args.duration:
         raise ValueError("--broker needs --duration S (how long to listen)")
+    opts = mqtt.BrokerOptions.from_args(args, required=False)
     since = parse_time(args.since) if args.since else None
     until = parse_time(args.until) if args.until else None
     if since is not None and until is not None and since > until:
         raise ValueError("--since is after --until")
-    path = args.capture or _listen(args, args.out)
+    path = args.capture or _listen(args, opts, args.out)
     messages = load(path, since, until)
     summary = summarise(messages, args.prefix.rstrip("/"))
     if not summary["nodes"]:
@@ -268,11 +268,9 @@ def register(sub):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--capture", metavar="FILE", help="a capture file (JSON lines) of streetnode monitor")
-    p.add_argument("--broker", metavar="HOST:PORT", help="listen to the broker instead (with --duration)")
+    mqtt.add_broker_options(p, required=False, help_broker="listen to the broker instead (with --duration)")
     p.add_argument("--duration", type=float, metavar="S", help="how long to listen with --broker")
     p.add_argument("--prefix", default="streetnode", help="topic prefix (default streetnode)")
-    p.add_argument("--user", help="MQTT user name")
-    p.add_argument("--password-file", metavar="FILE", help="file whose first line is the MQTT password")
     p.add_argument("--since", metavar="T", help="only messages that arrived at or after T")
     p.add_argument("--until", metavar="T", help="only messages that arrived at or before T")
     p.add_argument("--out", default="streetnode-report", metavar="DIR", help="output directory (default streetnode-report)")

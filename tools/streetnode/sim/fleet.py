@@ -18,8 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from streetnode.common import deps, mpy
-from streetnode.field.capture import parse_broker
+from streetnode.common import deps, mpy, mqtt
 from streetnode.common.paths import REPO
 
 EXIT_REBOOT = 3  # firmware/node.py
@@ -37,17 +36,46 @@ OPTIONAL_SENSORS = {
 }
 
 
-def node_config(node_id, host, port, interval_s, sensors, seed):
+CA_FILE = "ca.der"  # in each node's flash, with --ca
+
+
+def node_config(node_id, opts, interval_s, sensors, seed):
+    """A node's config.json for the broker options `opts` (host, port, TLS with CA_FILE, user)."""
+    m = {"host": opts.host, "port": opts.port, "keepalive_s": 30}
+    if opts.tls:
+        m.update(tls=True, ca=CA_FILE)
+    if opts.user:
+        m.update(user=opts.user, password=opts.password)
     return {
         "node_id": node_id,
         "site": "Siegen (simulated)",
         "board": "unix-sim",
         "interval_s": interval_s,
         "health_every": 5,
-        "mqtt": {"host": host, "port": port, "keepalive_s": 30},
+        "mqtt": m,
         "sensors": sensors,
         "sim": {"seed": seed},
     }
+
+
+def node_ca(opts):
+    """The broker's CA in DER, as the nodes carry it (--ca may be PEM or DER); None without TLS."""
+    if not opts.tls:
+        return None
+    if opts.cert:
+        raise ValueError("the simulated nodes carry no client certificate: --cert and --key are not for sim")
+    if not opts.ca:
+        raise ValueError("--tls for the simulated nodes needs --ca FILE (each node carries the broker's CA)")
+    try:
+        with open(opts.ca, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ValueError("cannot read the CA file %s: %s" % (opts.ca, e.strerror or e))
+    if b"-----BEGIN" in data:
+        import ssl
+
+        return ssl.PEM_cert_to_DER_cert(data.decode("ascii", "replace"))
+    return data
 
 
 def available_sensors():
@@ -121,19 +149,15 @@ class LiveView:
     """Subscribes to the fleet's topics and feeds them to the field crew's fleet model
     (fleetwatch): the same table and alerts as `streetnode monitor`."""
 
-    def __init__(self, host, port, prefix="streetnode"):
-        import paho.mqtt.client as mqtt
-
+    def __init__(self, opts, prefix="streetnode"):
         from streetnode.field.fleetwatch import Fleet
 
         self.prefix = prefix
         self.fleet = Fleet(prefix)
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="streetnode-sim-view-%d" % os.getpid())
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(prefix + "/+/#", qos=1)
-        self.client.connect_async(host, port, keepalive=30)
-        self.client.loop_start()
+        # wait=False: a broker that is not up yet is waited for, as the nodes wait for it
+        self.client = mqtt.connect(opts, "streetnode-sim-view-%d" % os.getpid(), on_message=self._on_message,
+                                   subscribe=[prefix + "/+/#"], wait=False)  # fmt: skip
 
     def _on_message(self, client, userdata, msg):
         with self.lock:
@@ -165,8 +189,7 @@ class LiveView:
             return out
 
     def close(self):
-        self.client.loop_stop()
-        self.client.disconnect()
+        mqtt.close(self.client)
 
 
 def run(args, out=sys.stdout):
@@ -180,13 +203,13 @@ def run(args, out=sys.stdout):
 
     lib = compile_tree(lib=deps.device_lib())  # firmware, drivers, hal and umqtt as .mpy
     broker = None
-    if args.broker:
-        host, port = parse_broker(args.broker)
-    else:
+    opts = mqtt.BrokerOptions.from_args(args, required=False)
+    ca_der = node_ca(opts) if opts else None
+    if opts is None:
         broker = Broker()
         broker.start()
-        host, port = broker.host, broker.port
-        print("embedded broker (%s) on %s:%d" % (broker.kind, host, port), file=out, flush=True)
+        opts = mqtt.BrokerOptions(broker.host, broker.port)
+        print("embedded broker (%s) on %s" % (broker.kind, opts.address), file=out, flush=True)
     temp_state = None
     if args.state_dir:
         state_dir = Path(args.state_dir)
@@ -200,10 +223,12 @@ def run(args, out=sys.stdout):
         node_id = "sim-%d" % i
         d = state_dir / node_id
         d.mkdir(exist_ok=True)
-        cfg = node_config(node_id, host, port, args.interval, sensors, seed=i)
+        cfg = node_config(node_id, opts, args.interval, sensors, seed=i)
         (d / "config.json").write_text(json.dumps(cfg, indent=1))
+        if ca_der:
+            (d / CA_FILE).write_bytes(ca_der)
         nodes.append(NodeProcess(node_id, d, args.heap, lib, out))
-    view = LiveView(host, port)
+    view = LiveView(opts)
     print("%d node(s), state in %s, sensors: %s" % (
         len(nodes), state_dir, ", ".join(s["driver"] for s in sensors)), file=out, flush=True)  # fmt: skip
     stop = threading.Event()

@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 from streetnode.common import build, deps
+from streetnode.common.errors import Failure
 from streetnode.common.paths import REPO
 from streetnode.common.paths import device_code
 
@@ -49,10 +50,6 @@ PARTS = ("firmware", "drivers", "hal", "deps", "board")
 # firmware/compat/ is the source of lib/ (deps copies its bridges there).
 _NEVER = ("firmware/mqtt_paho.py", "hal/blinka.py", "firmware/compat/")
 _UNIX_ONLY = ("hal/sim/", "firmware/main_unix.py")
-
-
-class BundleError(RuntimeError):
-    pass
 
 
 def firmware_version():
@@ -86,7 +83,7 @@ def _compile(src, rel, out, march):
     cmd = build.mpy_cross() + (["-march=" + march] if march else []) + ["-s", rel, "-o", str(out), str(src)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BundleError("mpy-cross failed on %s: %s" % (rel, (proc.stderr or proc.stdout).strip()))
+        raise Failure("mpy-cross failed on %s: %s" % (rel, (proc.stderr or proc.stdout).strip()))
 
 
 def _board_description(target):
@@ -112,7 +109,7 @@ def make(target, out=None, lib=None):
     """Build the bundle for `target` into `out` (default build/bundle/<target>); returns
     (path, manifest). The old content of `out` is replaced as a whole."""
     if target not in TARGETS:
-        raise BundleError("unknown target %r (known: %s)" % (target, ", ".join(sorted(TARGETS))))
+        raise Failure("unknown target %r (known: %s)" % (target, ", ".join(sorted(TARGETS))))
     spec = TARGETS[target]
     out = Path(out) if out else REPO / "build" / "bundle" / target
     lib = Path(lib) if lib else deps.device_lib()
@@ -163,23 +160,23 @@ def make(target, out=None, lib=None):
 
 def load(path):
     """The manifest of the bundle at `path`, after checking that every file it lists is
-    there with its size and sha256 (BundleError naming the first that is not)."""
+    there with its size and sha256 (Failure naming the first that is not)."""
     path = Path(path)
     try:
         manifest = json.loads((path / MANIFEST).read_text())
     except FileNotFoundError:
-        raise BundleError("%s is not a bundle: no %s (make one with `streetnode bundle`)" % (path, MANIFEST))
+        raise Failure("%s is not a bundle: no %s (make one with `streetnode bundle`)" % (path, MANIFEST))
     except (OSError, ValueError) as e:
-        raise BundleError("%s/%s cannot be read: %s" % (path, MANIFEST, e))
+        raise Failure("%s/%s cannot be read: %s" % (path, MANIFEST, e))
     if manifest.get("format") != FORMAT or manifest.get("target") not in TARGETS:
-        raise BundleError("%s/%s: not a streetnode bundle manifest of format %d" % (path, MANIFEST, FORMAT))
+        raise Failure("%s/%s: not a streetnode bundle manifest of format %d" % (path, MANIFEST, FORMAT))
     for f in manifest["files"]:
         p = path / f["path"]
         if not p.is_file():
-            raise BundleError("bundle %s is incomplete: %s is missing" % (path, f["path"]))
+            raise Failure("bundle %s is incomplete: %s is missing" % (path, f["path"]))
         data = p.read_bytes()
         if len(data) != f["size"] or sha256(data) != f["sha256"]:
-            raise BundleError("bundle %s is damaged: %s differs from its manifest" % (path, f["path"]))
+            raise Failure("bundle %s is damaged: %s differs from its manifest" % (path, f["path"]))
     return manifest
 
 

@@ -21,11 +21,10 @@ import os
 import struct
 from pathlib import Path
 
-from streetnode.common.errors import Failure, guarded, one_line
-
-EXIT_FAILED = 1  # flashing started and did not finish: run it again (the board may be blank)
-EXIT_BAD_FIRMWARE = 3  # not the right kind of file for this board, or it does not fit
-EXIT_NO_BOARD = 4  # no serial port / no ESP answers / no BOOTSEL drive
+# Exit codes: EXIT_FAILED flashing started and did not finish (run it again: the board may be
+# blank), EXIT_BAD_FIRMWARE not the right kind of file for this board or it does not fit,
+# EXIT_NO_BOARD no serial port / no ESP answers / no BOOTSEL drive.
+from streetnode.common.errors import EXIT_BAD_FIRMWARE, EXIT_FAILED, EXIT_NO_BOARD, EXIT_USAGE, Failure, one_line
 
 # -- ESP32 images ---------------------------------------------------------------------------
 
@@ -371,10 +370,10 @@ def flash(args):
                       EXIT_BAD_FIRMWARE) from None  # fmt: skip
     if args.board == "pico":
         if args.port or args.offset is not None:
-            raise Failure("--port and --offset are for ESP32 boards; a Pico takes --drive", 2)
+            raise Failure("--port and --offset are for ESP32 boards; a Pico takes --drive", EXIT_USAGE)
         return flash_pico(args, data)
     if args.drive:
-        raise Failure("--drive is for a Pico; an ESP32 takes --port", 2)
+        raise Failure("--drive is for a Pico; an ESP32 takes --port", EXIT_USAGE)
     return flash_esp32(args, data)
 
 
@@ -428,5 +427,5 @@ def register(sub):
     p.add_argument("--no-erase", action="store_true", help="esp32: write without erasing the whole flash first")
     p.add_argument("--connect-attempts", type=int, default=3, help="esp32: connection attempts (default 3)")
     p.add_argument("--drive", metavar="DIR", help="pico: the mounted RPI-RP2 drive (default: found by itself)")
-    p.set_defaults(func=guarded("flash", flash))
+    p.set_defaults(func=flash)
     return p

@@ -24,7 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streetnode.common.errors import Failure, guarded
+from streetnode.common import errors
+from streetnode.common.errors import EXIT_NO_CONFIG, EXIT_NOT_ROOT, Failure  # noqa: F401
 from streetnode.common.files import write_atomic
 from streetnode.common.paths import device_code
 
@@ -34,8 +35,6 @@ UNIT_DIR = "etc/systemd/system"
 DEFAULT_USER = "streetnode"
 HARDWARE_GROUPS = ("i2c", "spi", "gpio", "dialout")  # Raspberry Pi OS: /dev/i2c-1, spidev, gpiochip, serial0
 EXIT_REBOOT = 3  # firmware/node.py EXIT_REBOOT
-EXIT_NO_CONFIG = 4  # run: no usable config; install: the config is invalid or not for a gateway
-EXIT_NOT_ROOT = 5  # install --enable without root
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 _BOOT_ID_FILE = "gateway.boot_id"
 _MCU_BOARDS = ("esp32-devkitc", "pico-w")
@@ -283,7 +282,7 @@ def _add_actions(p):
     r.add_argument("--state-dir", default=STATE_DIR, metavar="DIR",
                    help="the node's directory (default %s)" % STATE_DIR)  # fmt: skip
     r.add_argument("--boot-id-file", default=_BOOT_ID, help=argparse.SUPPRESS)
-    r.set_defaults(func=guarded("gateway run", run))
+    r.set_defaults(func=run)
     i = gs.add_parser("install", help="install a config and the systemd unit", epilog=EPILOG,
                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     i.add_argument("--config", required=True, metavar="FILE", help="the node's config.json (from streetnode provision)")
@@ -292,12 +291,12 @@ def _add_actions(p):
     i.add_argument("--python", metavar="PATH", help="the Python with streetnode installed (default: this one, %s)"
                    % sys.executable)  # fmt: skip
     i.add_argument("--enable", action="store_true", help="also create the user and enable and start the service (root)")
-    i.set_defaults(func=guarded("gateway install", install))
+    i.set_defaults(func=install)
     u = gs.add_parser("unit", help="print the systemd unit file", epilog=EPILOG,
                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     u.add_argument("--user", default=DEFAULT_USER)
     u.add_argument("--python", metavar="PATH")
-    u.set_defaults(func=guarded("gateway unit", print_unit))
+    u.set_defaults(func=print_unit)
 
 
 def main(argv=None):
@@ -309,13 +308,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     _add_actions(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return args.func(args) or 0
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # one line, as cli.main does; systemd restarts the service
-        print("streetnode gateway: error: %s" % e, file=sys.stderr)
-        return 1
+    args.command = "gateway"
+    return errors.run(args)  # one line, as cli.main does; systemd restarts the service
 
 
 if __name__ == "__main__":

@@ -30,12 +30,10 @@ import ssl
 import sys
 from pathlib import Path
 
-from streetnode.common.errors import Failure, guarded
+from streetnode.common.errors import EXIT_EXISTS, EXIT_INVALID, Failure  # noqa: F401
 from streetnode.common.files import write_atomic
 from streetnode.common.paths import device_code
 
-EXIT_EXISTS = 3  # the node id is already in the register, or --out already holds a node
-EXIT_INVALID = 4  # the config, the CA or a secret is wrong or missing
 
 BOARD_ALIASES = {"esp32": "esp32-devkitc", "pico": "pico-w", "picow": "pico-w"}
 BOARDS = ("esp32-devkitc", "pico-w", "pi", "unix-sim")
@@ -475,5 +473,5 @@ def register(sub):
     o.add_argument("--out", metavar="DIR", help="the node's directory (default nodes/NODE_ID)")
     o.add_argument("--register", default="fleet-register.csv", metavar="FILE",
                    help="the fleet register, CSV (default fleet-register.csv)")
-    p.set_defaults(func=guarded("provision", provision))
+    p.set_defaults(func=provision)
     return p
