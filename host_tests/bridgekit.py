@@ -15,7 +15,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import requests
 
-from host_tests.micropython import REPO
+from streetnode.common.paths import REPO
 
 T0 = 1764590000  # the fake fleet's clock: reading seq of any node was taken at T0 + seq
 

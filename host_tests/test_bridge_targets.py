@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from host_tests import ha_discovery
 from host_tests.bridgekit import T0, BridgeProc, Publisher, Recorder, values, wait_for
-from host_tests.micropython import REPO
+from streetnode.common.paths import REPO
 from streetnode.integrator.delivery import MAX_RANGES, DeliveryState, Ranges
 from streetnode.integrator.readings import Malformed, parse_data
 

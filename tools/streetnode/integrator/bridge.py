@@ -33,7 +33,8 @@ import traceback
 from pathlib import Path
 
 from streetnode.common import mqtt
-from streetnode.common.errors import Failure, guarded
+from streetnode.common import errors
+from streetnode.common.errors import Failure
 from streetnode.integrator import register as fleet_register
 from streetnode.integrator.delivery import DeadLetters, DeliveryState
 from streetnode.integrator.readings import Malformed, parse_data, parse_object, topic_node
@@ -466,7 +467,7 @@ def add_arguments(p):
     p.add_argument("--unit", action="store_true", help="print a systemd unit that runs the bridge with these arguments")
     p.add_argument("--unit-user", default=DEFAULT_USER, help="--unit: the service's user (default %s)" % DEFAULT_USER)
     p.add_argument("--python", metavar="PATH", help="--unit: the Python with streetnode installed (default this one)")
-    p.set_defaults(func=guarded("bridge", run))
+    p.set_defaults(func=run)
 
 
 def register(sub):
@@ -491,13 +492,8 @@ def main(argv=None):
     add_arguments(p)
     args = p.parse_args(argv)
     args.argv = argv
-    try:
-        return args.func(args) or 0
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # one line, as cli.main does; systemd restarts the service
-        print("streetnode bridge: error: %s" % e, file=sys.stderr)
-        return 1
+    args.command = "bridge"
+    return errors.run(args)  # one line, as cli.main does; systemd restarts the service
 
 
 if __name__ == "__main__":
