@@ -1,4 +1,4 @@
-"""Test harness for the field commands (issue 6): nodes that come back after a reset as
+"""Test harness for the field commands (check, monitor, report): nodes that come back after a reset as
 boards do, and a fleet of them on one broker, for check, monitor and report tests."""
 
 import threading

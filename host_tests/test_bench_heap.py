@@ -1,6 +1,6 @@
-"""The heap benchmark of a whole node (tools/streetnode/bench_heap.py) works and its
+"""The heap benchmark of a whole node (tools/streetnode/bench/heap.py) works and its
 figures hold together: a short run on the real interpreter against the real broker.
-The figures of record come from `python -m streetnode.bench.heap` (README)."""
+The figures of record come from `python -m streetnode.bench.heap` (docs/benchmarks.md)."""
 
 from streetnode.bench import heap as bench_heap
 

@@ -169,7 +169,7 @@ def test_ours_and_adafruit_agree_over_spi(t, h, p, osrs_t, osrs_p, osrs_h):
 
 
 def test_adafruit_needs_many_more_transactions_for_the_same_reading():
-    # The measured cost behind the README's comparison (oversampling x1, forced mode):
+    # The measured cost behind the comparison in docs/benchmarks.md (oversampling x1, forced mode):
     # Adafruit triggers one conversion per property and polls status every 2 ms.
     # Each on its own chip: either one's set-up would look like a brown-out to the other.
     with virtual_time():

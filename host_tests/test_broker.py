@@ -1,4 +1,4 @@
-"""tools/streetnode/broker.py: a broker on a free loopback port that never outlives us."""
+"""tools/streetnode/common/broker.py: a broker on a free loopback port that never outlives us."""
 
 import os
 import signal

@@ -1,4 +1,4 @@
-"""tools/streetnode/deps.py: umqtt from the package index, pinned by sha256, cached."""
+"""tools/streetnode/common/deps.py: umqtt from the package index, pinned by sha256, cached."""
 
 import hashlib
 import sys

@@ -1,4 +1,4 @@
-"""The fleet model of the field commands (tools/streetnode/fleetwatch.py), fed with
+"""The fleet model of the field commands (tools/streetnode/field/fleetwatch.py), fed with
 hand-made messages: pure, no broker, no clock."""
 
 import json

@@ -1,9 +1,9 @@
 """The whole node: the firmware on the real MicroPython interpreter (simulated sensors,
-its flash a directory) against a real mosquitto. These are the guarantees of
-CONTRACT.md section 3: every seq arrives, in spite of broker outages, SIGKILLs at random
-moments, sensor faults and hostile commands. The broker is persistent_mosquitto, so that
-the collector's session survives the broker restarts of the outage tests (the node's own
-session is clean, as on the street)."""
+its flash a directory) against a real mosquitto. These are the guarantees of the MQTT
+contract (docs/integrator.md): every seq arrives, in spite of broker outages, SIGKILLs at
+random moments, sensor faults and hostile commands. The broker is persistent_mosquitto, so
+that the collector's session survives the broker restarts of the outage tests (the node's
+own session is clean, as on the street)."""
 
 import json
 import random

@@ -14,7 +14,7 @@ MINIMAL = {"node_id": "lamp-1", "board": "unix-sim", "mqtt": {"host": "127.0.0.1
 
 
 def _full():
-    # Every key there is, as the README shows it.
+    # Every key there is, as docs/node.md shows it.
     return {
         "node_id": "lamp-0042",
         "site": "Siegen, Koblenzer Strasse",

@@ -1,4 +1,4 @@
-# The simulator's field faults (issue 6): a frozen sensor, a board in a brown-out boot
+# The simulator's field faults (for check and monitor): a frozen sensor, a board in a brown-out boot
 # loop, and the jitter of a street's air that tells a healthy sensor from a frozen one.
 # Runs on CPython and inside MicroPython.
 

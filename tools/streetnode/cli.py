@@ -8,7 +8,7 @@ import sys
 from streetnode import __version__
 from streetnode.common import errors, mqtt
 from streetnode.technician import bundle, deploy, flash, gateway, provision
-from streetnode.field import check, monitor, report
+from streetnode.field import check, monitor, report, serve
 from streetnode.integrator import bridge
 
 
@@ -110,7 +110,7 @@ def build_parser():
     # The technician's commands in the order of the job, then the field crew's, then the
     # integrator's: each
     # module defines its subcommand (options, --help examples, exit codes) in register().
-    for module in (provision, bundle, flash, deploy, gateway, check, monitor, report, bridge):
+    for module in (provision, bundle, flash, deploy, gateway, check, monitor, report, serve, bridge):
         module.register(sub)
     return p
 

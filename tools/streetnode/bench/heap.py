@@ -1,4 +1,4 @@
-"""The node's heap on a small board (issue 3): the whole node (firmware, a simulated BME280,
+"""The node's heap on a small board: the whole node (firmware, a simulated BME280,
 the MQTT link to a real broker, the outbox) run for 10 000 sampling cycles inside the real
 MicroPython interpreter with a board-sized heap, in one run:
 

@@ -1,4 +1,4 @@
-"""Benchmarks of a whole node (issue 3): the firmware on the real MicroPython interpreter
+"""Benchmarks of a whole node: the firmware on the real MicroPython interpreter
 against a real broker, all in one run.
 
 - time from process start to the first reading at a subscriber (its PUBACK comes with it),

@@ -1,4 +1,4 @@
-"""The issue-4 sensor drivers (SHT4x, BH1750, SCD4x, SPS30, PMS5003) against their peers on
+"""The air-quality sensor drivers (SHT4x, BH1750, SCD4x, SPS30, PMS5003) against their peers on
 the same simulated chips.
 
 All numbers come from one run:
@@ -446,7 +446,7 @@ def format_table(rows, skipped, readings, markdown=False):
     head = [title for title, _ in _COLUMNS]
     body = [[_cell(key, r.get(key), r["sensor"]) for _, key in _COLUMNS] for r in rows]
     extra = ["left out: %s: %s" % (name, why) for name, why in sorted(skipped.items())]
-    title = "Sensor drivers (issue 4) on the same simulated chips, %d readings each" % readings
+    title = "Air-quality sensor drivers on the same simulated chips, %d readings each" % readings
     return render(title, head, body, NOTES, extra, markdown, left=lambda i, n: i < _TEXT or i == n - 1)
 
 

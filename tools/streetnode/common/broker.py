@@ -182,7 +182,12 @@ class Broker:
                 raise Failure("%s exited with code %s on %s: %s" % (self.kind, code, self.address, self.log_tail()))
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
+                    pass
+                # mosquitto opens its listener before it loads the TLS files and may still exit:
+                # ready only once its log says it runs (amqtt: once it listens)
+                if self.kind != "mosquitto" or " running" in self.log_tail(50):
                     return
+                raise OSError("listening, not running yet")
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()

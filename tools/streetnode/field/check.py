@@ -274,48 +274,63 @@ class Commissioning:
         return Item(label, True, ", ".join(shown))
 
 
-def run_check(args, out=sys.stdout, err=sys.stderr, source_factory=LiveSource):
-    """The whole check; returns (exit code, result dict)."""
-    opts = BrokerOptions.from_args(args)
-    if args.readings < 3:
+DEFAULT_TIMEOUT_S = 300.0  # three readings at a 60 s interval, plus a PM sensor's warm-up
+DEFAULT_READINGS = 3
+DEFAULT_STUCK_S = 30.0
+DEFAULT_MIN_RSSI = -80
+DEFAULT_MAX_SKEW_S = 120.0
+
+
+def validate(readings, timeout):
+    """The check's own limits, for every caller (`check`, `serve`)."""
+    if readings < 3:
         raise ValueError("--readings must be at least 3 (fewer cannot tell a stuck sensor)")
-    if args.timeout <= 0:
+    if timeout <= 0:
         raise ValueError("--timeout must be positive")
-    expected = args.expect_fw or firmware_version()
-    prefix = args.prefix.rstrip("/")
-    base = "%s/%s/" % (prefix, args.node)
-    src = source_factory(opts, [base + "status", base + "data", base + "health", base + "cmd/result"],
-                         name="streetnode-check")  # fmt: skip
-    com = Commissioning(args.node, prefix, args.readings, send=src.publish, stuck_s=args.stuck_s)
-    countdown = Countdown(err if args.json else out, enabled=not args.quiet)
+
+
+def topics(prefix, node):
+    """What a check listens to."""
+    base = "%s/%s/" % (prefix, node)
+    return [base + "status", base + "data", base + "health", base + "cmd/result"]
+
+
+def commission(src, node, prefix="streetnode", readings=DEFAULT_READINGS, stuck_s=DEFAULT_STUCK_S,
+               timeout=DEFAULT_TIMEOUT_S, expected_fw=None, min_rssi=DEFAULT_MIN_RSSI,
+               max_skew_s=DEFAULT_MAX_SKEW_S, progress=None, broker=""):  # fmt: skip
+    """One commissioning check on an open message source (`get(timeout)`, `drain()`,
+    `publish(topic, payload)` and an `on_connect` attribute called after a broker reconnect;
+    subscribed to `topics(prefix, node)`): ask for health, wait for what is missing, judge.
+    progress(text, seconds_left) is called while waiting. Returns (exit code, result dict);
+    the source stays open (its owner closes it)."""
+    validate(readings, timeout)
+    expected = expected_fw or firmware_version()
+    com = Commissioning(node, prefix, readings, send=src.publish, stuck_s=stuck_s)
     started = time.time()
-    deadline = time.monotonic() + args.timeout
+    deadline = time.monotonic() + timeout
     asked_final = False
-    try:
-        com.ask_health(time.time())
-        src.on_connect = lambda: com.ask_health(time.time())  # after a broker reconnect
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            msg = src.get(min(0.25, left))
-            batch = ([msg] if msg else []) + src.drain()
-            for topic, payload, t in batch:
-                com.feed(topic, payload, t)
+    com.ask_health(time.time())
+    src.on_connect = lambda: com.ask_health(time.time())  # after a broker reconnect
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        msg = src.get(min(0.25, left))
+        batch = ([msg] if msg else []) + src.drain()
+        for topic, payload, t in batch:
+            com.feed(topic, payload, t)
+        missing = com.waiting_for()
+        if not asked_final and not any(m.startswith(("readings", "sensors")) for m in missing):
+            # the readings are in: a fresh health tells the outbox and error counts now
+            com.ask_health(time.time())
+            asked_final = True
             missing = com.waiting_for()
-            if not asked_final and not any(m.startswith(("readings", "sensors")) for m in missing):
-                # the readings are in: a fresh health tells the outbox and error counts now
-                com.ask_health(time.time())
-                asked_final = True
-                missing = com.waiting_for()
-            if asked_final and not missing:
-                break
-            countdown.show(com.progress(), left)
-    finally:
-        countdown.done()
-        src.close()
+        if asked_final and not missing:
+            break
+        if progress:
+            progress(com.progress(), left)
     finished = time.time()
-    result = {"node": args.node, "broker": opts.address, "prefix": prefix, "started": started,
+    result = {"node": node, "broker": broker, "prefix": prefix, "started": started,
               "finished": finished, "readings": com.data_count}  # fmt: skip
     if not com.live():
         n = com.node
@@ -323,9 +338,9 @@ def run_check(args, out=sys.stdout, err=sys.stderr, source_factory=LiveSource):
         if n is not None and n.status:
             last = " (its retained status says %s, boot count %s)" % (n.status.get("state"), n.status.get("boot_count"))
         result.update(result="not_found", exit_code=EXIT_NOT_FOUND, checks=[],
-                      reason="no sign of %s within %.0f s%s" % (args.node, args.timeout, last))  # fmt: skip
+                      reason="no sign of %s within %.0f s%s" % (node, timeout, last))  # fmt: skip
         return EXIT_NOT_FOUND, result
-    items = com.judge(time.time(), expected, args.min_rssi, args.max_clock_skew)
+    items = com.judge(time.time(), expected, min_rssi, max_skew_s)
     failed = [i for i in items if not i.ok]
     code = EXIT_FAIL if failed else EXIT_PASS
     n = com.node
@@ -339,6 +354,21 @@ def run_check(args, out=sys.stdout, err=sys.stderr, source_factory=LiveSource):
         waited_for=com.waiting_for(),
     )
     return code, result
+
+
+def run_check(args, out=sys.stdout, err=sys.stderr, source_factory=LiveSource):
+    """The whole check; returns (exit code, result dict)."""
+    opts = BrokerOptions.from_args(args)
+    validate(args.readings, args.timeout)
+    prefix = args.prefix.rstrip("/")
+    src = source_factory(opts, topics(prefix, args.node), name="streetnode-check")
+    countdown = Countdown(err if args.json else out, enabled=not args.quiet)
+    try:
+        return commission(src, args.node, prefix, args.readings, args.stuck_s, args.timeout, args.expect_fw,
+                          args.min_rssi, args.max_clock_skew, countdown.show, opts.address)  # fmt: skip
+    finally:
+        countdown.done()
+        src.close()
 
 
 def render(result):
@@ -362,14 +392,17 @@ def render(result):
     return "\n".join(lines)
 
 
-def _write_report(path, result):
+def report_text(result, as_json=False):
+    """The report for the fleet register: JSON, or the text `check` prints, with its time."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result["finished"]))
-    if path.endswith(".json"):
-        text = json.dumps(dict(result, checked_at=stamp), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    else:
-        text = "Commissioning check, %s\n%s\n" % (stamp, render(result))
+    if as_json:
+        return json.dumps(dict(result, checked_at=stamp), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    return "Commissioning check, %s\n%s\n" % (stamp, render(result))
+
+
+def _write_report(path, result):
     with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+        f.write(report_text(result, path.endswith(".json")))
 
 
 def main(args, out=None, err=None):
@@ -421,16 +454,16 @@ def register(sub):
     p.add_argument("node", metavar="NODE", help="the node id, e.g. lamp-0042")
     add_broker_options(p, help_broker="the MQTT broker the node publishes to")
     p.add_argument("--prefix", default="streetnode", help="topic prefix (default streetnode)")
-    p.add_argument("--timeout", type=float, default=300.0, metavar="S",
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help="give up after this many seconds (default 300: three readings at a 60 s interval, "
                    "plus a PM sensor's warm-up)")  # fmt: skip
-    p.add_argument("--readings", type=int, default=3, metavar="N", help="readings to wait for (default 3, at least 3)")
-    p.add_argument("--stuck-s", type=float, default=30.0, metavar="S",
+    p.add_argument("--readings", type=int, default=DEFAULT_READINGS, metavar="N", help="readings to wait for (default 3, at least 3)")
+    p.add_argument("--stuck-s", type=float, default=DEFAULT_STUCK_S, metavar="S",
                    help="readings must span S seconds before a sensor repeating its values counts as stuck "
                    "(default 30: an SCD4x measures only every 5 s)")  # fmt: skip
     p.add_argument("--expect-fw", metavar="VERSION", help="expected firmware version (default: this checkout's)")
-    p.add_argument("--min-rssi", type=int, default=-80, metavar="DBM", help="weakest acceptable Wi-Fi signal (default -80)")
-    p.add_argument("--max-clock-skew", type=float, default=120.0, metavar="S",
+    p.add_argument("--min-rssi", type=int, default=DEFAULT_MIN_RSSI, metavar="DBM", help="weakest acceptable Wi-Fi signal (default -80)")
+    p.add_argument("--max-clock-skew", type=float, default=DEFAULT_MAX_SKEW_S, metavar="S",
                    help="largest accepted difference between the node's ts and this computer's clock (default 120)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result as one JSON object (the countdown goes to stderr)")
     p.add_argument("--report", metavar="FILE", help="also write the result to FILE (JSON if it ends in .json, else text)")

@@ -1,4 +1,4 @@
-"""The field crew's model of a fleet (issue 6): what each node said, judged.
+"""The field crew's model of a fleet: what each node said, judged.
 
 Pure: no network, no clock of its own. Feed it what arrives, `(topic, payload, t)` with
 `t` the arrival time in seconds (time.time() live, the capture's time on replay), and

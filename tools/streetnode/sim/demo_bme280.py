@@ -1,4 +1,4 @@
-# The README's demo until the node runtime lands: the real BME280 driver, on whatever
+# `streetnode demo` (docs/drivers.md): the real BME280 driver, on whatever
 # interpreter runs this (MicroPython in `streetnode demo`), reads a simulated chip in a
 # simulated Siegen street over a day.
 #   micropython tools/streetnode/sim/demo_bme280.py [hours] [minutes between readings]

@@ -3,8 +3,8 @@
 #   MICROPYPATH=<peers>:<repo>:.frozen micropython tools/streetnode/bench/device/bme280_micropython.py 200
 #
 # prints one JSON object: {"interpreter": ..., "rows": [...]} with a row for our driver
-# and, when bme280-upy is on the path (tools/streetnode/bench.py copies it into a temp
-# dir at run time), one for it. tools/streetnode/bench.py also imports this file on
+# and, when bme280-upy is on the path (tools/streetnode/bench/bme280.py copies it into a temp
+# dir at run time), one for it. tools/streetnode/bench/bme280.py also imports this file on
 # CPython and runs the same harness there (our driver and adafruit_bme280).
 #
 # Every driver gets a fresh SimBME280 with the default calibration in the same constant

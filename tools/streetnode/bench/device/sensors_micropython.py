@@ -1,10 +1,10 @@
-# The issue-4 sensor drivers on their simulated chips: bus transactions, heap and time per
-# reading, for tools/streetnode/bench_sensors.py.
+# The air-quality sensor drivers (SHT4x, BH1750, SCD4x, SPS30, PMS5003) on their simulated
+# chips: bus transactions, heap and time per reading, for tools/streetnode/bench/sensors.py.
 #
 #   MICROPYPATH=<repo>:.frozen micropython tools/streetnode/bench/device/sensors_micropython.py 200
 #
 # prints one JSON object: {"interpreter": ..., "rows": [...]} with a row for each of our
-# drivers (SHT4x, BH1750, SCD4x, SPS30, PMS5003). tools/streetnode/bench_sensors.py also
+# drivers (SHT4x, BH1750, SCD4x, SPS30, PMS5003). tools/streetnode/bench/sensors.py also
 # imports this file on CPython, runs the same rows there and adds the peers' rows through
 # measure() (the peers only run on CPython).
 #
