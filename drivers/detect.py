@@ -37,7 +37,7 @@ from errno import EIO, ENODEV
 
 from hal import clock
 
-from drivers import sensirion
+from drivers import registry, sensirion
 
 try:
     from micropython import const
@@ -58,28 +58,26 @@ _SPS30_EXEC_MS = const(1)  # the datasheet lists none; 1 ms costs nothing
 
 SPS30_PRODUCT_TYPE = b"00080000"
 
-# Where each known chip can sit: address -> candidate kinds, checked in order.
-CANDIDATES = {
-    0x23: ("bh1750",),
-    0x44: ("sht4x",),
-    0x45: ("sht4x",),
-    0x46: ("sht4x",),
-    0x5C: ("bh1750",),
-    0x62: ("scd4x",),
-    0x69: ("sps30",),
-    0x76: ("bme280",),
-    0x77: ("bme280",),
-}
+def _by_address():
+    table = {}
+    for name in registry.names():
+        for address in registry.DRIVERS[name]["addresses"]:
+            table[address] = table.get(address, ()) + (name,)
+    return table
 
-# name -> (module, class) of the driver. A BMP280 is read by the BME280 driver.
-DRIVERS = {
-    "bme280": ("drivers.bme280", "BME280"),
-    "bmp280": ("drivers.bme280", "BME280"),
-    "sht4x": ("drivers.sht4x", "SHT4x"),
-    "scd4x": ("drivers.scd4x", "SCD4x"),
-    "sps30": ("drivers.sps30", "SPS30"),
-    "bh1750": ("drivers.bh1750", "BH1750"),
-}
+
+# Where each known chip can sit: address -> candidate kinds, checked in order
+# (drivers/registry.py: "addresses").
+CANDIDATES = _by_address()
+
+# name -> (module, class) of the I2C drivers; a BMP280 is read by the BME280 driver.
+DRIVERS = {}
+for _name in registry.names():
+    if "i2c" in registry.DRIVERS[_name]["buses"]:
+        DRIVERS[_name] = ("drivers." + _name, registry.DRIVERS[_name]["cls"])
+for _name in registry.ALIASES:
+    DRIVERS[_name] = DRIVERS[registry.ALIASES[_name]]
+del _name
 
 
 # -- identity checks: each returns (name, evidence) or None ---------------------------------
@@ -188,14 +186,7 @@ def driver_class(name):
     """The driver class for a chip name of DRIVERS (ImportError if it is not installed)."""
     if name not in DRIVERS:
         raise ValueError("no driver for a chip named %r (known: %s)" % (name, ", ".join(sorted(DRIVERS))))
-    module, cls = DRIVERS[name]
-    mod = __import__(module)
-    try:
-        for part in module.split(".")[1:]:
-            mod = getattr(mod, part)
-        return getattr(mod, cls)
-    except AttributeError:  # a package directory without the driver in it yet
-        raise ImportError("%s has no %s" % (module, cls))
+    return registry.load(*DRIVERS[name])
 
 
 def addresses_of(name, found):
@@ -258,7 +249,7 @@ def sensors_from_config(i2c, entry="auto", found=None):
     entry "auto": one driver per known chip scan() finds (`found`: a scan() result to
     use instead of scanning again), named after the chip ("sht4x"), or "sht4x_45" when
     several of a kind are found. entry may also be a list of "auto" and sensor entries
-    as firmware/config.py has them, {"name": "light", "driver": "bh1750", "address":
+    as the node's config has them, {"name": "light", "driver": "bh1750", "address":
     0x5C or None or "auto", "options": {...}} (other keys, such as "bus" or
     "interval_s", are the caller's); "auto" entries and addresses resolve to chips not
     already claimed by another entry.

@@ -1,5 +1,5 @@
 # What the PMS5003 and SDS011 drivers share: particulate-matter sensors that talk in
-# checksummed frames over a UART (CONTRACT.md section 1: write, readinto, any).
+# checksummed frames over a UART (they call only machine.UART's write, readinto, any).
 #
 # FrameParser finds frames in a byte stream that may start mid-frame and carry noise,
 # dropped bytes and bad checksums, without allocating: every byte goes into a window

@@ -37,14 +37,21 @@ def _load(name):
     return sys.modules["firmware." + name]
 
 
+# Modules that config validation loads besides its own package, let go with it.
+_ALSO_UNLOAD = {"config": ("hal.sim.schema",)}
+
+
 def _unload(*names):
     if sys.implementation.name != "micropython":
         return
-    pkg = sys.modules.get("firmware")
     for name in names:
-        sys.modules.pop("firmware." + name, None)
-        if pkg is not None and name in pkg.__dict__:
-            delattr(pkg, name)
+        full = "firmware." + name
+        for mod in [m for m in sys.modules if m == full or m.startswith(full + ".")] + list(_ALSO_UNLOAD.get(name, ())):
+            sys.modules.pop(mod, None)
+            parent, child = mod.rsplit(".", 1)
+            parent = sys.modules.get(parent)
+            if parent is not None and child in parent.__dict__:
+                delattr(parent, child)
     gc.collect()
 
 

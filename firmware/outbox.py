@@ -1,5 +1,6 @@
 # The outbox: every sampling cycle's record is committed to flash before it is
-# published, and leaves only when the broker acknowledged it (CONTRACT.md section 3).
+# published, and leaves only when the broker acknowledged it: a record's seq is never
+# lost while the outbox has room, and `dropped` counts every record let go.
 #
 #     box = Outbox("/flash/outbox", max_records=1000)
 #     seq = box.append(payload)          # on flash when this returns

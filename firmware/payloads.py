@@ -1,4 +1,5 @@
-# The JSON payloads of CONTRACT.md section 3, built in one place.
+# The JSON payloads a node publishes (status, data, health, cmd/result under
+# <prefix>/<node_id>/), built in one place.
 #
 # A data record is committed to the outbox without its seq (the outbox assigns it in
 # the same write); with_seq() splices it in front when the record is published, so

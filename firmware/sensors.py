@@ -8,21 +8,14 @@
 
 from errno import EAGAIN
 
+from drivers.registry import DRIVERS
 from hal import clock
 
-# driver name -> (module, class, bus kind, quantities).
+# What each driver is (its module and class, bus kinds, quantities) is in
+# drivers/registry.py; the driver module itself is imported when its slot opens.
 # Warm-up is the drivers' own business (the PM sensors' 30 s of fan and laser, the
 # SCD4x's first 5 s): they raise OSError(EAGAIN) or give None until readings count.
 # A slot's warmup_s (config) discards readings for longer still, where a site needs it.
-DRIVERS = {
-    "bme280": ("drivers.bme280", "BME280", "i2c", ("temperature", "humidity", "pressure")),
-    "sht4x": ("drivers.sht4x", "SHT4x", "i2c", ("temperature", "humidity")),
-    "bh1750": ("drivers.bh1750", "BH1750", "i2c", ("illuminance",)),
-    "scd4x": ("drivers.scd4x", "SCD4x", "i2c", ("co2", "temperature", "humidity")),
-    "sps30": ("drivers.sps30", "SPS30", "i2c", ("pm1_0", "pm2_5", "pm10")),
-    "pms5003": ("drivers.pms5003", "PMS5003", "uart", ("pm1_0", "pm2_5", "pm10")),
-    "sds011": ("drivers.sds011", "SDS011", "uart", ("pm1_0", "pm2_5", "pm10")),
-}
 
 # After this many failed reads in a row the driver is dropped and opened again, so a
 # chip that lost power is set up from scratch (identity, calibration, mode).
@@ -77,7 +70,11 @@ class SensorSlot:
         self.kind = spec["driver"]
         if self.kind not in DRIVERS:
             raise ValueError("sensor %s: unknown driver %r" % (self.name, self.kind))
-        self._module, self._class, self.bus_kind, self.quantities = DRIVERS[self.kind]
+        entry = DRIVERS[self.kind]
+        self._module, self._class, self.quantities = "drivers." + self.kind, entry["cls"], entry["quantities"]
+        self._pins = entry["pins"]
+        kind = (spec.get("bus") or "")[:3]
+        self.bus_kind = kind if kind in ("i2c", "spi") else "uart" if kind == "uar" else entry["buses"][0]
         self.spec = spec
         self.platform = platform
         interval_s = spec.get("interval_s") or default_interval_s
@@ -111,14 +108,14 @@ class SensorSlot:
             mod = __import__(self._module, None, None, (self._class,))
             cls = getattr(mod, self._class)
             options = dict(spec.get("options") or {})
-            for key in options:
-                if key.endswith("_pin") and isinstance(options[key], str):
+            for key in self._pins:
+                if isinstance(options.get(key), str):
                     options[key] = self.platform.pin(options[key])
             bus = self.platform.bus(spec["bus"], self.bus_kind)
             address = spec.get("address")
             if self.bus_kind == "uart":
                 self.driver = cls(bus, **options)
-            elif self.bus_kind == "spi" or spec["bus"].startswith("spi"):
+            elif self.bus_kind == "spi":
                 self.driver = cls(bus, self.platform.chip_select(spec["bus"]), **options)
             elif address is None:
                 self.driver = cls(bus, **options)

@@ -1,6 +1,7 @@
-"""hal.blinka: the forward adapters (Blinka busio/digitalio -> machine.*) against fakes
-that record every call, and the reverse adapters (machine.* -> CircuitPython busio/
-digitalio) against the simulator's buses."""
+"""hal.blinka: the Pi's adapters (Blinka busio/digitalio -> machine.*) against fakes
+that record every call, and the reverse adapters of the peer tests and benchmarks
+(machine.* -> CircuitPython busio/digitalio, streetnode.bench.circuitpython) against
+the simulator's buses."""
 
 import sys
 import types
@@ -10,20 +11,12 @@ import pytest
 
 from drivers.bme280 import BME280
 from hal import blinka, clock
-from hal.blinka import (
-    BlinkaI2C,
-    BlinkaPin,
-    BlinkaSPI,
-    BlinkaUART,
-    CircuitPythonI2C,
-    CircuitPythonPin,
-    CircuitPythonSPI,
-    CircuitPythonUART,
-    PiBuses,
-)
+from hal.blinka import BlinkaI2C, BlinkaPin, BlinkaSPI, BlinkaUART, PiBuses
 from hal.sim.bme280 import SimBME280
 from hal.sim.bus import RegisterDevice, SimI2C, SimPin, SimSPI, SimUART, SimUARTDevice
 from hal.sim.environment import Environment
+from streetnode.bench import circuitpython
+from streetnode.bench.circuitpython import CircuitPythonI2C, CircuitPythonPin, CircuitPythonSPI, CircuitPythonUART
 from streetnode.common import mpy
 from streetnode.common.paths import REPO
 
@@ -130,7 +123,7 @@ class FakeDigitalInOut:
 
 def fake_digitalio():
     return types.SimpleNamespace(
-        DigitalInOut=FakeDigitalInOut, Direction=blinka.Direction, Pull=blinka.Pull, DriveMode=blinka.DriveMode
+        DigitalInOut=FakeDigitalInOut, Direction=circuitpython.Direction, Pull=circuitpython.Pull, DriveMode=circuitpython.DriveMode
     )
 
 
@@ -450,7 +443,8 @@ def test_module_imports_and_reverse_adapters_work_without_blinka():
         "import sys\n"
         "for name in ('busio', 'digitalio', 'board', 'adafruit_blinka'):\n"
         "    sys.modules[name] = None  # import raises ImportError\n"
-        "from hal.blinka import CircuitPythonI2C, default_buses\n"
+        "from hal.blinka import default_buses\n"
+        "from streetnode.bench.circuitpython import CircuitPythonI2C\n"
         "from hal.sim.bus import SimI2C, RegisterDevice\n"
         "i2c = SimI2C(); i2c.attach(RegisterDevice(), 0x40)\n"
         "bus = CircuitPythonI2C(i2c); assert bus.try_lock(); print(bus.scan())\n"
@@ -469,7 +463,7 @@ def test_module_imports_and_reverse_adapters_work_without_blinka():
 
 def test_reverse_adapters_also_run_on_micropython():
     code = (
-        "from hal.blinka import CircuitPythonI2C, CircuitPythonPin\n"
+        "from streetnode.bench.circuitpython import CircuitPythonI2C, CircuitPythonPin\n"
         "from hal.sim.bus import SimI2C, SimPin, RegisterDevice\n"
         "i2c = SimI2C(); dev = i2c.attach(RegisterDevice(), 0x40); dev.regs[0x10] = 0x5A\n"
         "bus = CircuitPythonI2C(i2c); bus.try_lock()\n"
@@ -477,7 +471,7 @@ def test_reverse_adapters_also_run_on_micropython():
         "pin = CircuitPythonPin(SimPin('cs')); pin.switch_to_output(value=True)\n"
         "print(bus.scan(), list(out), pin.value, i2c.transactions)\n"
     )
-    proc = mpy.run_code(code, capture=True, timeout=600)
+    proc = mpy.run_code(code, path=[REPO / "tools"], capture=True, timeout=600)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert proc.stdout.strip() == "[64] [0, 90, 0] True 2"
 
@@ -672,10 +666,10 @@ def test_circuitpython_pin_is_a_digital_in_out():
     assert sim.value() == 0 and repr(pin.drive_mode) == "digitalio.DriveMode.PUSH_PULL"
     with pytest.raises(AttributeError):
         pin.pull
-    pin.drive_mode = blinka.DriveMode.OPEN_DRAIN
-    assert pin.drive_mode is blinka.DriveMode.OPEN_DRAIN and pin.value is False
-    pin.switch_to_input(pull=blinka.Pull.UP)
-    assert pin.pull is blinka.Pull.UP and pin.direction is blinka.Direction.INPUT
+    pin.drive_mode = circuitpython.DriveMode.OPEN_DRAIN
+    assert pin.drive_mode is circuitpython.DriveMode.OPEN_DRAIN and pin.value is False
+    pin.switch_to_input(pull=circuitpython.Pull.UP)
+    assert pin.pull is circuitpython.Pull.UP and pin.direction is circuitpython.Direction.INPUT
     with pytest.raises(AttributeError):
         pin.drive_mode
     with pytest.raises(ValueError):
@@ -686,11 +680,11 @@ def test_circuitpython_pin_accepts_blinkas_own_enums():
     digitalio = pytest.importorskip("digitalio")  # Blinka's module
     pin = CircuitPythonPin(SimPin("d6", value=0))
     pin.direction = digitalio.Direction.OUTPUT
-    assert pin.direction is blinka.Direction.OUTPUT
+    assert pin.direction is circuitpython.Direction.OUTPUT
     pin.switch_to_output(value=True, drive_mode=digitalio.DriveMode.OPEN_DRAIN)
-    assert pin.drive_mode is blinka.DriveMode.OPEN_DRAIN
+    assert pin.drive_mode is circuitpython.DriveMode.OPEN_DRAIN
     pin.switch_to_input(pull=digitalio.Pull.DOWN)
-    assert pin.pull is blinka.Pull.DOWN
+    assert pin.pull is circuitpython.Pull.DOWN
 
 
 def test_adafruit_spi_device_frames_through_the_reverse_adapters():

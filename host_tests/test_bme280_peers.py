@@ -2,7 +2,7 @@
 
 Peers (pinned test dependencies, never imported by device code):
   adafruit_bme280     CircuitPython driver, float formulas (Bosch BME280_driver's double
-                      variant), on hal.blinka's CircuitPythonI2C / CircuitPythonSPI + Pin
+                      variant), on streetnode.bench.circuitpython's CircuitPythonI2C / CircuitPythonSPI + Pin
   bme280 (bme280-upy) Michael Büsch's MicroPython driver; on CPython through an smbus
                       stand-in over SimI2C; float, int32 and int64 modes
 
@@ -36,7 +36,7 @@ import adafruit_bme280.basic as adafruit_basic
 from drivers.bme280 import BME280
 from drivers.bme280 import compensation as comp
 from hal import clock
-from hal.blinka import CircuitPythonI2C, CircuitPythonPin, CircuitPythonSPI
+from streetnode.bench.circuitpython import CircuitPythonI2C, CircuitPythonPin, CircuitPythonSPI
 from hal.sim.bme280 import (
     DEFAULT_CALIBRATION,
     SimBME280,

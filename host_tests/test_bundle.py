@@ -129,3 +129,52 @@ def test_unix_bundle_runs_on_micropython(unix):
     proc = subprocess.run([mpy.executable(), "-c", code], cwd=app, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert proc.stdout.strip() == "unix"
+
+
+def test_every_device_package_has_a_manifest():
+    from streetnode.technician import manifests
+
+    packages = manifests.device_packages()
+    assert {"firmware", "firmware/config", "drivers", "drivers/bme280", "hal", "hal/sim"} <= set(packages)
+    missing = [p for p in packages if not (bundle.REPO / p / "manifest.py").is_file()]
+    assert missing == []
+
+
+def test_the_bundle_carries_what_the_manifests_name(esp32, unix, device_lib):
+    for out, manifest in (esp32, unix):
+        named = {"app/" + bundle.slot_path(rel) for rel in bundle.contents(manifest["target"], device_lib)}
+        carried = {f["path"] for f in manifest["files"]} - {"boot.py", "main.py", "app/node_main.mpy", "app/board.json"}
+        assert carried == named, manifest["target"]
+    # Every device module ships on some target, but for the two that run on CPython only.
+    from streetnode.technician import manifests
+
+    shipped = set(bundle.contents("esp32", device_lib)) | set(bundle.contents("unix", device_lib))
+    tree = {p.relative_to(bundle.REPO).as_posix() for top in ("firmware", "drivers", "hal")
+            for p in (bundle.REPO / top).rglob("*.py") if p.name != "manifest.py" and "__pycache__" not in p.parts}
+    tree = {"ussl.py" if rel == "firmware/compat/ussl.py" else rel for rel in tree}
+    assert sorted(tree - shipped) == ["firmware/mqtt_paho.py", "hal/blinka.py"]
+    # A driver ships as drivers/<chip>/ beside hal/, not as a top-level package.
+    assert "drivers/bme280/__init__.py" in shipped and "bme280/__init__.py" not in shipped
+    assert manifests.evaluate(["drivers.bme280"])[1]["drivers/bme280/manifest.py"]["version"] == "0.1.0"
+
+
+def test_a_wrong_manifest_is_named(tmp_path, monkeypatch):
+    from streetnode.technician import manifests
+
+    monkeypatch.setattr(manifests, "REPO", tmp_path)
+    (tmp_path / "pkg").mkdir()
+    cases = {
+        'package("pkg/nothere", base_path="..")': "pkg/manifest.py: package('pkg/nothere'): ",
+        'module("gone.py")': "pkg/manifest.py: ",
+        'require("no.such")': "pkg/manifest.py: require('no.such'): no no/such/manifest.py",
+        'freeze("x")': "name 'freeze' is not defined (a manifest may call metadata, require, include, package, module)",
+        'package(': "pkg/manifest.py: cannot be read",
+    }
+    for text, message in cases.items():
+        (tmp_path / "pkg" / "manifest.py").write_text(text + "\n")
+        with pytest.raises(manifests.ManifestError) as e:
+            manifests.resolve(["pkg"])
+        assert message in str(e.value), (text, str(e.value))
+    monkeypatch.setattr(bundle, "TARGETS", dict(bundle.TARGETS, esp32=dict(bundle.TARGETS["esp32"], require=("pkg",))))
+    with pytest.raises(Failure, match="pkg/manifest.py"):
+        bundle.contents("esp32")

@@ -4,7 +4,7 @@ same air, same numbers; and the peers' command sequences must be ones the models
 which checks the models against drivers written from the same datasheets by others.
 
 Peers (CPython only, pinned in the project's test extras):
-- adafruit-circuitpython-scd4x, through the reverse Blinka adapter hal.blinka.CircuitPythonI2C;
+- adafruit-circuitpython-scd4x, through the CircuitPython bus adapter streetnode.bench.circuitpython.CircuitPythonI2C;
 - Sensirion's own sensirion-i2c-scd4x and sensirion-i2c-sps30 (with sensirion-i2c-driver
   and sensirion-driver-adapters), through an I2C transceiver on our SimI2C.
 
@@ -25,7 +25,8 @@ from sensirion_i2c_sps30.device import Sps30Device
 
 from drivers.scd4x import SCD4x
 from drivers.sps30 import SPS30
-from hal import blinka, clock
+from hal import clock
+from streetnode.bench import circuitpython
 from hal.sim.bus import SimI2C
 from hal.sim.environment import Environment, StreetEnvironment
 from hal.sim.scd4x import SimSCD4x
@@ -109,7 +110,7 @@ def _scd4x_bus(clk, env, **chip):
 def test_adafruit_scd4x_reads_the_same_values_as_ours(clk):
     env = StreetEnvironment(seed=3)
     i2c, model = _scd4x_bus(clk, env)
-    theirs = adafruit_scd4x.SCD4X(blinka.CircuitPythonI2C(i2c))
+    theirs = adafruit_scd4x.SCD4X(circuitpython.CircuitPythonI2C(i2c))
     serial = model.serial
     assert theirs.serial_number == tuple(serial.to_bytes(6, "big"))
     assert theirs.sensor_variant_name == "SCD41"
@@ -137,7 +138,7 @@ def test_adafruit_scd4x_reads_the_same_values_as_ours(clk):
 def test_adafruit_and_ours_agree_on_one_measurement_in_steady_air(clk):
     env = Environment(co2=731.0, temperature=18.25, humidity=63.4, pressure=1013.25)
     i2c, model = _scd4x_bus(clk, env)
-    theirs = adafruit_scd4x.SCD4X(blinka.CircuitPythonI2C(i2c))
+    theirs = adafruit_scd4x.SCD4X(circuitpython.CircuitPythonI2C(i2c))
     theirs.start_periodic_measurement()
     clk.sleep_ms(5000)
     reading = (theirs.CO2, round(theirs.temperature, 2), round(theirs.relative_humidity, 2))
@@ -151,7 +152,7 @@ def test_adafruit_and_ours_agree_on_one_measurement_in_steady_air(clk):
 def test_adafruit_and_ours_send_the_same_ambient_pressure_frame(clk):
     env = Environment(co2=600.0, pressure=912.0)
     i2c, model = _scd4x_bus(clk, env)
-    theirs = adafruit_scd4x.SCD4X(blinka.CircuitPythonI2C(i2c))
+    theirs = adafruit_scd4x.SCD4X(circuitpython.CircuitPythonI2C(i2c))
     i2c.clear_log()
     theirs.ambient_pressure = 912
     theirs_frame = _writes(i2c)
@@ -167,7 +168,7 @@ def test_adafruit_and_ours_send_the_same_ambient_pressure_frame(clk):
 def test_adafruit_settings_and_maintenance_commands_are_accepted_by_the_model(clk):
     env = Environment(co2=500.0)
     i2c, model = _scd4x_bus(clk, env)
-    theirs = adafruit_scd4x.SCD4X(blinka.CircuitPythonI2C(i2c))
+    theirs = adafruit_scd4x.SCD4X(circuitpython.CircuitPythonI2C(i2c))
     theirs.temperature_offset = 5.4
     assert theirs.temperature_offset == pytest.approx(5.4, abs=0.01)
     theirs.altitude = 250
@@ -186,7 +187,7 @@ def test_adafruit_settings_and_maintenance_commands_are_accepted_by_the_model(cl
 
 def test_adafruit_sees_our_model_refuse_commands_during_measurement(clk):
     i2c, model = _scd4x_bus(clk, Environment())
-    theirs = adafruit_scd4x.SCD4X(blinka.CircuitPythonI2C(i2c))
+    theirs = adafruit_scd4x.SCD4X(circuitpython.CircuitPythonI2C(i2c))
     theirs.start_periodic_measurement()
     with pytest.raises(RuntimeError, match="not available in periodic measurement mode"):
         theirs.self_calibration_enabled = True

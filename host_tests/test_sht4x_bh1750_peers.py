@@ -1,6 +1,6 @@
 """Differential tests: Adafruit's CircuitPython drivers (adafruit-circuitpython-sht4x,
 adafruit-circuitpython-bh1750, from PyPI) and ours read the same simulated chips, through
-the reverse Blinka adapter hal.blinka.CircuitPythonI2C, and must agree.
+the CircuitPython bus adapter streetnode.bench.circuitpython.CircuitPythonI2C, and must agree.
 
 The peers wait with time.sleep; here their module's sleep advances the VirtualClock
 instead (the simulated chips live in simulated time), so nothing waits for real and
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from drivers.bh1750 import BH1750
 from drivers.sht4x import SHT4x
 from hal import clock
-from hal.blinka import CircuitPythonI2C
+from streetnode.bench.circuitpython import CircuitPythonI2C
 from hal.sim.bh1750 import SimBH1750
 from hal.sim.bus import SimI2C
 from hal.sim.environment import Environment

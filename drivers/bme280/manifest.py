@@ -1,7 +1,6 @@
-metadata(
-    description="Bosch BME280/BMP280 driver: forced-mode reading in two bus transactions, datasheet integer compensation.",
-    version="0.1.0",
-)
+metadata(description="Bosch BME280/BMP280 driver: forced-mode reading in two bus transactions, datasheet integer compensation.", version="0.1.0")
 
-# Installed as drivers/bme280 beside hal/ (it uses hal.clock).
-package("bme280", base_path="..", opt=3)
+# hal.clock; installed as drivers/bme280 beside hal/ (paths from the repository root)
+require("drivers")  # drivers/__init__.py and the registry
+require("hal")
+package("drivers/bme280", base_path="../..")

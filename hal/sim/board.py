@@ -7,20 +7,13 @@
 
 from errno import EIO
 
+from drivers import registry
 from hal import clock
 from hal.sim.bus import SimI2C, SimPin, SimSPI, SimUART
 from hal.sim.environment import StreetEnvironment
 
-# driver name -> (model module, model class, default I2C address or None for UART/SPI)
-MODELS = {
-    "bme280": ("hal.sim.bme280", "SimBME280", 0x76),
-    "sht4x": ("hal.sim.sht4x", "SimSHT4x", 0x44),
-    "bh1750": ("hal.sim.bh1750", "SimBH1750", 0x23),
-    "scd4x": ("hal.sim.scd4x", "SimSCD4x", 0x62),
-    "sps30": ("hal.sim.sps30", "SimSPS30", 0x69),
-    "pms5003": ("hal.sim.pms5003", "SimPMS5003", None),
-    "sds011": ("hal.sim.sds011", "SimSDS011", None),
-}
+# Which chip model stands in for which driver, and at which default address: the
+# "sim" (a class in hal/sim/<driver>.py) and "address" of each driver in drivers/registry.py.
 
 FAULT_KINDS = ("absent", "eio", "stuck_busy", "corrupt", "hang", "frozen", "brownout")
 # frozen:   the chip keeps converting one and the same air: every reading repeats exactly
@@ -88,9 +81,7 @@ class FrozenAir:
 
 
 def _model_class(driver):
-    module, name, address = MODELS[driver]
-    mod = __import__(module, None, None, (name,))
-    return getattr(mod, name), address
+    return registry.model_class(driver), registry.DRIVERS[driver]["address"]
 
 
 class SimPlatform:
@@ -124,7 +115,7 @@ class SimPlatform:
 
     def _add(self, spec):
         driver = spec["driver"]
-        if driver not in MODELS:
+        if driver not in registry.DRIVERS:
             raise ValueError("no simulated chip for driver %r" % (driver,))
         cls, default_address = _model_class(driver)
         chip = cls(env=self.air, clock=self.clock)
@@ -134,7 +125,7 @@ class SimPlatform:
                 raise ValueError("%s already has a device" % bus_name)
             self.buses[bus_name] = SimUART(chip, clock=self.clock, log=False, rxbuf=512)
             power = (spec.get("options") or {}).get("power_pin")
-            if isinstance(power, str) and hasattr(chip, "attach_power"):
+            if isinstance(power, str) and "power_pin" in registry.DRIVERS[driver]["pins"]:
                 chip.attach_power(self.pin(power))
         elif bus_name.startswith("spi"):
             bus = self.buses.get(bus_name) or SimSPI(clock=self.clock, log=False)

@@ -1,5 +1,6 @@
 # Simulated I2C, SPI and UART buses with the interface of machine.I2C/SPI/UART
-# (CONTRACT.md section 1), a log of every transaction, and per-device faults.
+# (positional arguments, OSError with ENODEV/EIO/ETIMEDOUT as the boards raise it), a
+# log of every transaction, and per-device faults.
 #
 # The paths a driver calls every cycle (readfrom_mem_into, writeto_mem, SPI frames)
 # allocate nothing when the log is off, so heap measurements of a driver on a

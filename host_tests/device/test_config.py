@@ -1,4 +1,4 @@
-# The node's config file (firmware/config.py): validation with key-path errors, the
+# The node's config file (firmware/config/): validation with key-path errors, the
 # last-good fallback, atomic saves, merge patches and hostile input. Runs on CPython and
 # inside MicroPython.
 

@@ -206,7 +206,7 @@ def test_a_configured_sensor_with_address_auto_is_found_where_it_is():
 
 
 def test_config_entries_with_address_auto_take_distinct_chips():
-    # The sensors list of firmware/config.py: two SHT4x, both "auto", and one missing.
+    # The sensors list of a node's config: two SHT4x, both "auto", and one missing.
     clk = virtual_clock()
     i2c = SimI2C()
     i2c.attach(SimSHT4x(serial=1), 0x44)

@@ -3,7 +3,7 @@
 All numbers come from one run:
   MicroPython  our drivers.bme280, and bme280-upy (copied at run time from this Python's
                site-packages into a temp dir on MICROPYPATH; never part of the repository)
-  CPython      our drivers.bme280 again, and adafruit_bme280 through hal.blinka's
+  CPython      our drivers.bme280 again, and adafruit_bme280 through streetnode.bench.circuitpython's
                CircuitPythonI2C (it cannot run on MicroPython)
 The harness is tools/streetnode/bench/device/bme280_micropython.py on both interpreters. Each driver gets a fresh
 simulated BME280 (default calibration, constant air, bus log off) and a VirtualClock, so
@@ -130,7 +130,7 @@ class _VirtualSleep:
 def _adafruit(h, readings, heap_readings, version):
     import adafruit_bme280.basic as adafruit
 
-    from hal.blinka import CircuitPythonI2C
+    from streetnode.bench.circuitpython import CircuitPythonI2C
 
     def make(i2c):
         # The quick-start class of Adafruit's README; its pressure oversampling defaults to

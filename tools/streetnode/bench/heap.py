@@ -70,6 +70,7 @@ def _config(directory, port):
         "health_every": 10,
         "mqtt": {"host": "127.0.0.1", "port": port, "keepalive_s": 60},
         "sensors": [{"name": "air", "driver": "bme280", "bus": "i2c0", "address": 0x76}],
+        "sim": {"start_hour": 8.0},  # the default: here so that the simulator's schema is loaded (and let go) too
     }
     Path(directory).mkdir(parents=True)
     (Path(directory) / "config.json").write_text(json.dumps(cfg))

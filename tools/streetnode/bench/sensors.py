@@ -4,7 +4,7 @@ the same simulated chips.
 All numbers come from one run:
   MicroPython  our drivers, tools/streetnode/bench/device/sensors_micropython.py in the real interpreter
   CPython      our drivers again (the same harness, imported), and the peers from PyPI:
-               adafruit_sht4x, adafruit_bh1750, adafruit_scd4x through hal.blinka's
+               adafruit_sht4x, adafruit_bh1750, adafruit_scd4x through streetnode.bench.circuitpython's
                CircuitPythonI2C; Sensirion's sensirion_i2c_scd4x / sensirion_i2c_sps30
                through an I2C transceiver over our SimI2C; Pimoroni's pms5003 through a
                pyserial stand-in over our SimUART (its SET/RESET pins: SimPins).
@@ -229,7 +229,7 @@ def _peer_rows(h, readings, heap_readings):
     def sht4x(version):
         import adafruit_sht4x
 
-        from hal.blinka import CircuitPythonI2C
+        from streetnode.bench.circuitpython import CircuitPythonI2C
 
         with _Patched((adafruit_sht4x, "time", vt)):
             return h.measure(
@@ -245,7 +245,7 @@ def _peer_rows(h, readings, heap_readings):
     def bh1750(version):
         import adafruit_bh1750
 
-        from hal.blinka import CircuitPythonI2C
+        from streetnode.bench.circuitpython import CircuitPythonI2C
 
         with _Patched((adafruit_bh1750, "sleep", vt.sleep)):
             return h.measure(
@@ -261,7 +261,7 @@ def _peer_rows(h, readings, heap_readings):
     def scd4x_adafruit(version):
         import adafruit_scd4x
 
-        from hal.blinka import CircuitPythonI2C
+        from streetnode.bench.circuitpython import CircuitPythonI2C
 
         def make(i2c):
             s = adafruit_scd4x.SCD4X(CircuitPythonI2C(i2c), h.ADDRESS["SCD4x"])

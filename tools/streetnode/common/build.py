@@ -2,7 +2,7 @@
 device packages (umqtt), into one tree to put on MICROPYPATH (or on a board).
 
 Bytecode loads without the compiler's working memory, which is what lets a node run in a
-heap the size of a board's (compiling firmware/config.py from source alone needs more than
+heap the size of a board's (compiling the config validation from source alone needs more than
 20 KB at once). Only files whose source changed are compiled again.
 
     python -m streetnode.common.build        # prints the tree: build/mpy

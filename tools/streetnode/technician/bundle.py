@@ -31,25 +31,23 @@ from streetnode.common import build, deps
 from streetnode.common.errors import Failure
 from streetnode.common.paths import REPO
 from streetnode.common.paths import device_code
+from streetnode.technician import manifests
 
 BOARD_DIR = Path(__file__).resolve().parent / "board"
 MANIFEST = "manifest.json"
 APP = "app"  # the slot's directory inside a bundle
 FORMAT = 1
 
-# target -> what it is compiled for and which boards (config "board") run it.
+# target -> what it is compiled for, which boards (config "board") run it, and the
+# manifests whose files it carries (technician/manifests.py evaluates them): the
+# firmware's manifest names the rest (hal, drivers, umqtt.simple); the unix target
+# adds the simulated board (hal/sim/manifest.py).
 TARGETS = {
-    "esp32": {"march": "xtensawin", "boards": ("esp32-devkitc",), "block": 4096},
-    "rp2": {"march": "armv6m", "boards": ("pico-w",), "block": 4096},
-    "unix": {"march": None, "boards": ("unix-sim",), "block": 4096},
+    "esp32": {"march": "xtensawin", "boards": ("esp32-devkitc",), "block": 4096, "require": ("firmware",)},
+    "rp2": {"march": "armv6m", "boards": ("pico-w",), "block": 4096, "require": ("firmware",)},
+    "unix": {"march": None, "boards": ("unix-sim",), "block": 4096, "require": ("firmware", "hal.sim")},
 }
 PARTS = ("firmware", "drivers", "hal", "deps", "board")
-
-# Host-only modules: the paho backend and the Blinka adapter run on CPython (the Pi
-# gateway); the simulator and its demo only on the unix port.
-# firmware/compat/ is the source of lib/ (deps copies its bridges there).
-_NEVER = ("firmware/mqtt_paho.py", "hal/blinka.py", "firmware/compat/")
-_UNIX_ONLY = ("hal/sim/", "firmware/main_unix.py")
 
 
 def firmware_version():
@@ -59,12 +57,19 @@ def firmware_version():
     return ns["FW_VERSION"]
 
 
-def included(rel, target):
-    if rel.startswith(_NEVER):
-        return False
-    if target != "unix" and rel.startswith(_UNIX_ONLY):
-        return False
-    return True
+def contents(target, lib=None):
+    """{path in the slot without .mpy: (source, opt)} of what `target` carries, from
+    the manifests (manifests.ManifestError, a Failure, naming the manifest that is wrong)."""
+    if target not in TARGETS:
+        raise Failure("unknown target %r (known: %s)" % (target, ", ".join(sorted(TARGETS))))
+    return manifests.resolve(TARGETS[target]["require"], lib)
+
+
+def slot_path(rel):
+    """Where a module named by the manifests sits in the slot: our packages at the top,
+    everything else (umqtt, the ussl bridge) under lib/, compiled (.mpy)."""
+    under_lib = not rel.startswith(build.PACKAGES)
+    return ("lib/" if under_lib else "") + rel[:-3] + ".mpy"
 
 
 def part_of(path):
@@ -79,8 +84,9 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def _compile(src, rel, out, march):
-    cmd = build.mpy_cross() + (["-march=" + march] if march else []) + ["-s", rel, "-o", str(out), str(src)]
+def _compile(src, rel, out, march, opt=None):
+    cmd = build.mpy_cross() + (["-march=" + march] if march else []) + (["-O%d" % opt] if opt else [])
+    cmd += ["-s", rel, "-o", str(out), str(src)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise Failure("mpy-cross failed on %s: %s" % (rel, (proc.stderr or proc.stdout).strip()))
@@ -117,14 +123,12 @@ def make(target, out=None, lib=None):
     stage = Path(tempfile.mkdtemp(prefix=".bundle-", dir=str(out.parent)))
     try:
         app = stage / APP
-        for rel, src in build.sources(lib):
-            if not included(rel, target):
-                continue
-            under_lib = not rel.startswith(build.PACKAGES)
-            dest_rel = ("lib/" if under_lib else "") + rel[:-3] + ".mpy"
-            dest = app / dest_rel
+        carried = contents(target, lib)
+        for rel in sorted(carried):
+            src, opt = carried[rel]
+            dest = app / slot_path(rel)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            _compile(src, rel, dest, spec["march"])
+            _compile(src, rel, dest, spec["march"], opt)
         _compile(BOARD_DIR / "node_main.py", "node_main.py", app / "node_main.mpy", spec["march"])
         for name in ("boot.py", "main.py"):  # stay source: the board runs these by name
             shutil.copyfile(BOARD_DIR / name, stage / name)
@@ -235,8 +239,9 @@ def register(sub):
         "bundle",
         help="compile the firmware for a board into a bundle with a manifest and a size report",
         description="Compiles firmware/, drivers/ and hal/ with mpy-cross for the target's chip "
-        "(xtensawin for esp32, armv6m for rp2; the simulator only in the unix target), adds the "
-        "pinned device packages (umqtt.simple, checked by sha256), the board's boot.py/main.py and "
+        "(xtensawin for esp32, armv6m for rp2; the simulator only in the unix target): the files "
+        "the device packages' manifest.py files name, from firmware/manifest.py on, with the "
+        "pinned device packages they require (umqtt.simple, checked by sha256), the board's boot.py/main.py and "
         "a board description, and writes manifest.json: every file with its size and sha256, "
         "the firmware version and the target. The same sources give a byte-identical bundle. "
         "Prints the flash each part needs.",

@@ -10,7 +10,7 @@ lamp-0042 to fleet-register.csv. Secrets (the Wi-Fi password, the node's MQTT pa
 go into files readable by their owner only (0600), never to the terminal unless
 --show-secrets asks for the MQTT password.
 
-The config is checked by the firmware's own validate() (firmware/config.py), so what
+The config is checked by the firmware's own validate() (firmware/config/), so what
 provision accepts, the node accepts.
 """
 

@@ -134,7 +134,8 @@ def main(mode, directory, cycles):
         "cycles": node.cycles, "published": node.published, "pending": node.outbox.pending(),
         "dropped": node.outbox.dropped, "step_errors": node.step_errors,
         "sensor_errors": node.sensors.errors(), "virtual_s": _vc.now_ms // 1000,
-        "config_module_loaded": "firmware.config" in sys.modules,
+        # the config package and every module of it (firmware/node.py _unload)
+        "config_module_loaded": [m for m in sys.modules if m.startswith("firmware.config") or m == "hal.sim.schema"] != [],
     })
     print(json.dumps(out))
 
