@@ -9,6 +9,7 @@ from streetnode import __version__
 from streetnode.common import errors, mqtt
 from streetnode.technician import bundle, deploy, flash, gateway, provision
 from streetnode.field import check, monitor, report, serve
+from streetnode.integrator import bridge
 
 
 def _demo(args):
@@ -111,9 +112,10 @@ def build_parser():
     bs.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     bs.set_defaults(func=_bench_sensors)
 
-    # The technician's commands in the order of the job, then the field crew's: each
+    # The technician's commands in the order of the job, then the field crew's, then the
+    # integrator's: each
     # module defines its subcommand (options, --help examples, exit codes) in register().
-    for module in (provision, bundle, flash, deploy, gateway, check, monitor, report, serve):
+    for module in (provision, bundle, flash, deploy, gateway, check, monitor, report, serve, bridge):
         module.register(sub)
     return p
 
