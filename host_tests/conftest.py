@@ -53,3 +53,20 @@ def mpy_tree(device_lib):
     from streetnode.common import build as _build
 
     return _build.compile_tree(lib=device_lib)
+
+
+@pytest.fixture
+def runner(tmp_path, mpy_tree):
+    """make(name, **NodeRunner options): whole nodes (host_tests/fleet.py), stopped after the test."""
+    from host_tests.fleet import NodeRunner
+
+    nodes = []
+
+    def make(name="n1", **kwargs):
+        r = NodeRunner(tmp_path / name, mpy_tree, **kwargs)
+        nodes.append(r)
+        return r
+
+    yield make
+    for r in nodes:
+        r.stop()

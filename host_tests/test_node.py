@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from host_tests.fleet import Collector, NodeRunner, missing, node_config
+from host_tests.fleet import Collector, missing, node_config
 
 
 @pytest.fixture
@@ -20,20 +20,6 @@ def collector(persistent_mosquitto):
     c = Collector(persistent_mosquitto)
     yield c
     c.close()
-
-
-@pytest.fixture
-def runner(tmp_path, mpy_tree):
-    nodes = []
-
-    def make(name="n1", **kwargs):
-        r = NodeRunner(tmp_path / name, mpy_tree, **kwargs)
-        nodes.append(r)
-        return r
-
-    yield make
-    for r in nodes:
-        r.stop()
 
 
 def _last_seq(node):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from host_tests.fleet import Collector, NodeRunner, missing, node_config
+from host_tests.fleet import Collector, missing, node_config
 
 SMALL_FLASH = 256 * 1024  # a small flash fills in seconds; the boards' sizes are in flash.py
 
@@ -17,20 +17,6 @@ def collector(mosquitto):
     c = Collector(mosquitto)
     yield c
     c.close()
-
-
-@pytest.fixture
-def runner(tmp_path, mpy_tree):
-    nodes = []
-
-    def make(name="n1", **kwargs):
-        r = NodeRunner(tmp_path / name, mpy_tree, **kwargs)
-        nodes.append(r)
-        return r
-
-    yield make
-    for r in nodes:
-        r.stop()
 
 
 def _healths(collector, node="n1"):

@@ -86,7 +86,7 @@ def build_parser():
     )
     d.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
     d.add_argument("--every-min", type=int, default=60, help="minutes between readings (default 60)")
-    d.add_argument("--heap", default="96k", help="MicroPython heap size (default 96k)")
+    d.add_argument("--heap", default="128k", help="MicroPython heap size (default 128k; it dies in 96k)")
     d.set_defaults(func=_demo)
 
     b = sub.add_parser(

@@ -19,25 +19,12 @@ import time
 from streetnode.common import mqtt
 
 
-class LiveSource:
-    """A subscription (common.mqtt: the broker options of every command); messages go to a
-    queue as (topic, payload bytes, t). BrokerError when the broker cannot be used."""
+class MessageQueue:
+    """Messages as (topic, payload bytes, t), in arrival order: what the field commands read
+    (get, drain) whatever feeds them."""
 
-    def __init__(self, opts, topics, name="streetnode-field", connect_timeout=10.0):
+    def __init__(self):
         self.queue = queue.Queue()
-        self.on_connect = None  # called (in the network thread) after every (re)subscription
-        self.client = mqtt.connect(opts, "%s-%d-%d" % (name, os.getpid(), id(self)), timeout=connect_timeout,
-                                   on_connect=self._on_connect, on_message=self._on_message, subscribe=topics)
-
-    def _on_connect(self, client):
-        if self.on_connect:
-            self.on_connect()
-
-    def _on_message(self, client, userdata, msg):
-        self.queue.put((msg.topic, bytes(msg.payload), time.time()))
-
-    def publish(self, topic, payload, qos=1):
-        self.client.publish(topic, payload, qos=qos)
 
     def get(self, timeout):
         """The next message or None after timeout seconds."""
@@ -53,6 +40,27 @@ class LiveSource:
                 out.append(self.queue.get_nowait())
             except queue.Empty:
                 return out
+
+
+class LiveSource(MessageQueue):
+    """A subscription (common.mqtt: the broker options of every command); messages go to a
+    queue as (topic, payload bytes, t). BrokerError when the broker cannot be used."""
+
+    def __init__(self, opts, topics, name="streetnode-field", connect_timeout=10.0):
+        super().__init__()
+        self.on_connect = None  # called (in the network thread) after every (re)subscription
+        self.client = mqtt.connect(opts, "%s-%d-%d" % (name, os.getpid(), id(self)), timeout=connect_timeout,
+                                   on_connect=self._on_connect, on_message=self._on_message, subscribe=topics)
+
+    def _on_connect(self, client):
+        if self.on_connect:
+            self.on_connect()
+
+    def _on_message(self, client, userdata, msg):
+        self.queue.put((msg.topic, bytes(msg.payload), time.time()))
+
+    def publish(self, topic, payload, qos=1):
+        self.client.publish(topic, payload, qos=qos)
 
     def close(self):
         mqtt.close(self.client)

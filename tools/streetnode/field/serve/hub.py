@@ -9,13 +9,13 @@ paho's network thread feeds it; the web server reads it; one lock between them.
 import itertools
 import json
 import os
-import queue
 import re
 import threading
 import time
 
 from streetnode.common import mqtt
 from streetnode.field import check, fleetwatch
+from streetnode.field.capture import MessageQueue
 
 HOUR_S = 3600.0
 POINTS = 720  # per series: past it the hour is thinned to every other point (plots stay small)
@@ -55,33 +55,19 @@ class Series:
             self.points = thin
 
 
-class Tap:
+class Tap(MessageQueue):
     """One check's view of the hub's subscription: the message source check.commission
     reads (get/drain/publish/on_connect), fed with its node's messages only."""
 
     def __init__(self, hub, topics):
+        super().__init__()
         self.hub = hub
         self.topics = set(topics)
-        self.queue = queue.Queue()
         self.on_connect = None
 
     def put(self, topic, payload, t):
         if topic in self.topics:
             self.queue.put((topic, payload, t))
-
-    def get(self, timeout):
-        try:
-            return self.queue.get(timeout=max(0.0, timeout))
-        except queue.Empty:
-            return None
-
-    def drain(self):
-        out = []
-        while True:
-            try:
-                out.append(self.queue.get_nowait())
-            except queue.Empty:
-                return out
 
     def publish(self, topic, payload, qos=1):
         self.hub.publish(topic, payload, qos)
