@@ -11,6 +11,7 @@ from drivers import registry
 from hal import clock
 from hal.sim.bus import SimI2C, SimPin, SimSPI, SimUART
 from hal.sim.environment import StreetEnvironment
+from hal.sim.schedule import switch_due
 
 # Which chip model stands in for which driver, and at which default address: the
 # "sim" (a class in hal/sim/<driver>.py) and "address" of each driver in drivers/registry.py.
@@ -163,17 +164,11 @@ class SimPlatform:
         t_ms = self.clock.ticks_diff(now, self._t0)
         changes = []
         for entry in self.faults:
-            f, state = entry
-            start = int(f.get("at_s", 0) * 1000)
-            length = int(f.get("for_s", 0) * 1000)
-            if state == "pending" and t_ms >= start:
-                self._switch(f, True)
-                entry[1] = "on"
-                changes.append((f["sensor"], f["kind"], True))
-            elif state == "on" and length and t_ms >= start + length:
-                self._switch(f, False)
-                entry[1] = "done"
-                changes.append((f["sensor"], f["kind"], False))
+            on = switch_due(entry, t_ms)
+            if on is not None:
+                f = entry[0]
+                self._switch(f, on)
+                changes.append((f["sensor"], f["kind"], on))
         return changes
 
     def _switch(self, f, on):

@@ -34,6 +34,8 @@ except ImportError:
 
 import time
 
+from hal.sim.schedule import switch_due
+
 _sleep_us = getattr(time, "sleep_us", None) or (lambda us: time.sleep(us / 1e6))
 
 ESP32_VFS_BYTES = const(2 * 1024 * 1024)
@@ -316,15 +318,9 @@ class FlashJig:
         now = self.clock.ticks_ms() if now is None else now
         t_ms = self.clock.ticks_diff(now, self._t0)
         for entry in self.faults:
-            f, state = entry
-            start = int(f.get("at_s", 0) * 1000)
-            length = int(f.get("for_s", 0) * 1000)
-            if state == "pending" and t_ms >= start:
-                self._switch(f, True)
-                entry[1] = "on"
-            elif state == "on" and length and t_ms >= start + length:
-                self._switch(f, False)
-                entry[1] = "done"
+            on = switch_due(entry, t_ms)
+            if on is not None:
+                self._switch(entry[0], on)
         if self._fill_on and self.clock.ticks_diff(now, self._next_fill) >= 0:
             self._top_up()
             self._next_fill = self.clock.ticks_add(now, 500)
