@@ -11,13 +11,12 @@ sleeps cost no real time: the microseconds are the driver's work plus the simula
 """
 
 import json
-import math
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from streetnode.bench.harness import DEVICE, device_script, render, version as _version
+from streetnode.bench.harness import DEVICE, device_script, figure, render, version as _version
 from streetnode.common import mpy
 
 SCRIPT = DEVICE / "bme280_micropython.py"
@@ -200,9 +199,7 @@ def _cell(key, value):
         return "%.1f" % value
     if key == "us_per_reading":
         return "%.1f" % value
-    if isinstance(value, float) and not math.isclose(value, round(value)):
-        return "%.1f" % value
-    return "%d" % round(value)
+    return figure(value)
 
 
 def format_table(rows, skipped, readings, markdown=False):

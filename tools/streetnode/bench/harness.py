@@ -2,6 +2,7 @@
 on CPython, the installed version of a peer, and the table renderer."""
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -56,3 +57,10 @@ def render(title, head, body, notes, extra, markdown=False, left=lambda i, n: i 
     bullet = "- " if markdown else "  "
     lines.extend(bullet + note for note in list(notes) + list(extra))
     return "\n".join(lines)
+
+
+def figure(value):
+    """A measured number for a table cell: one decimal unless it is a whole number."""
+    if isinstance(value, float) and not math.isclose(value, round(value)):
+        return "%.1f" % value
+    return "%d" % round(value)

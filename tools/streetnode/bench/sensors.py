@@ -16,7 +16,7 @@ import json
 import math
 
 from streetnode.common import mpy
-from streetnode.bench.harness import DEVICE, device_script, render, version as _version
+from streetnode.bench.harness import DEVICE, device_script, figure, render, version as _version
 
 SCRIPT = DEVICE / "sensors_micropython.py"
 HEAP = "4m"  # MicroPython heap: room for the garbage while the collector is off
@@ -437,9 +437,7 @@ def _cell(key, value, sensor=None):
         return value
     if key.startswith("ratio") or key == "us_per_reading":
         return "%.1f" % value
-    if isinstance(value, float) and not math.isclose(value, round(value)):
-        return "%.1f" % value
-    return "%d" % round(value)
+    return figure(value)
 
 
 def format_table(rows, skipped, readings, markdown=False):
