@@ -10,6 +10,7 @@ from streetnode.common import errors, mqtt
 from streetnode.technician import bundle, deploy, flash, gateway, provision
 from streetnode.field import check, monitor, report, serve
 from streetnode.integrator import bridge
+from streetnode.security import broker_config
 
 
 def _demo(args):
@@ -59,12 +60,14 @@ def build_parser():
         epilog="examples:\n  streetnode sim --nodes 3 --duration 60\n"
         "  streetnode sim --nodes 20 --broker 127.0.0.1:1883 --interval 5 --state-dir /tmp/fleet\n"
         "  streetnode sim --nodes 2 --flash-size pico-w\n"
+        "  streetnode sim --nodes 2 --tls --duration 30   # embedded broker on TLS, a CA made for the run\n"
         "  streetnode sim --broker localhost --tls --ca ca.pem --user sim --password-file sim-pw.txt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
     mqtt.add_broker_options(s, required=False, help_broker="publish to this broker instead of an embedded one "
-                            "(the nodes use --tls/--ca and --user/--password-file too)")  # fmt: skip
+                            "(the nodes use --tls/--ca and --user/--password-file too; --tls alone: the embedded "
+                            "broker on TLS with a CA the sim generates)")  # fmt: skip
     s.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="sampling interval (default 5)")
     s.add_argument("--duration", type=float, default=0, metavar="SECONDS", help="stop after this long (default: run until Ctrl-C)")
     s.add_argument("--heap", default="512k", metavar="SIZE", help="MicroPython heap per node (default 512k: the "
@@ -115,7 +118,7 @@ def build_parser():
     # The technician's commands in the order of the job, then the field crew's, then the
     # integrator's: each
     # module defines its subcommand (options, --help examples, exit codes) in register().
-    for module in (provision, bundle, flash, deploy, gateway, check, monitor, report, serve, bridge):
+    for module in (provision, bundle, flash, deploy, gateway, check, monitor, report, serve, bridge, broker_config):
         module.register(sub)
     return p
 

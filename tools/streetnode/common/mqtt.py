@@ -15,8 +15,13 @@ field command documents for "the broker could not be used" (deploy maps it to it
 (PEM or DER; the system's CAs without it), `--cert FILE --key FILE` where the broker wants a
 client certificate, `--user USER`, `--password-file FILE` (its first line: a password is never
 on the command line).
+
+A password never goes in clear by accident: with --user but without TLS, port 8883 (MQTT over
+TLS) is refused outright, and any host but a loopback one (127.0.0.0/8, ::1, localhost) needs
+--allow-plaintext-password, said on purpose (e.g. a broker on a private VPN).
 """
 
+import ipaddress
 import os
 import ssl
 import threading
@@ -73,18 +78,42 @@ def read_password(path):
         raise ValueError("cannot read the password file %s: %s" % (path, e.strerror or e))
 
 
+def is_loopback(host):
+    """True for localhost and the loopback addresses (127.0.0.0/8, ::1): traffic that never
+    leaves this machine. A name that merely resolves there does not count."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_plaintext_password(opts):
+    """Refuse options that would send a password in clear (ValueError naming the way out)."""
+    if opts.tls or not opts.user:
+        return
+    if opts.port == DEFAULT_TLS_PORT:
+        raise ValueError("port %d is MQTT over TLS: add --tls (and --ca FILE) or the password for %s would go to "
+                         "%s in clear" % (DEFAULT_TLS_PORT, opts.user, opts.address))
+    if not is_loopback(opts.host) and not opts.allow_plaintext_password:
+        raise ValueError("the password for %s would cross the network in clear to %s: add --tls (and --ca FILE), or "
+                         "--allow-plaintext-password if that network is trusted" % (opts.user, opts.address))
+
+
 class BrokerOptions:
     """Where the broker is and how to talk to it. ca: a CA file (PEM or DER); ca_data: the CA
     itself (PEM text or DER bytes, e.g. the one a node's config names)."""
 
     def __init__(self, host, port=None, tls=False, ca=None, cert=None, key=None, user=None, password=None,
-                 ca_data=None):  # fmt: skip
+                 ca_data=None, allow_plaintext_password=False):  # fmt: skip
         self.host = host
         self.tls = bool(tls or ca or cert or ca_data)
         self.port = port or (DEFAULT_TLS_PORT if self.tls else DEFAULT_PORT)
         self.ca, self.ca_data = ca, ca_data
         self.cert, self.key = cert, key  # a client certificate and its key go together
         self.user, self.password = user, password
+        self.allow_plaintext_password = bool(allow_plaintext_password)
 
     @classmethod
     def from_args(cls, args, required=True, defaults=None):
@@ -96,8 +125,10 @@ class BrokerOptions:
         if not get("broker") and d is None:
             if required:
                 raise ValueError("--broker HOST[:PORT] is required")
-            if get("tls") or get("ca") or get("cert") or get("user") or get("password_file"):
-                raise ValueError("--tls, --ca, --cert, --user and --password-file go with --broker")
+            if get("tls") or get("ca") or get("cert") or get("user") or get("password_file") or get(
+                    "allow_plaintext_password"):
+                raise ValueError("--tls, --ca, --cert, --user, --password-file and --allow-plaintext-password go with "
+                                 "--broker")
             return None
         if bool(get("cert")) != bool(get("key")):
             raise ValueError("--cert and --key go together (the client certificate and its private key)")
@@ -114,7 +145,10 @@ class BrokerOptions:
             raise ValueError("--password-file goes with --user (MQTT sends no password alone)")
         else:
             user, password = (d.user, d.password) if d is not None else (None, None)
-        return cls(host, port, tls, ca, cert, key, user, password, ca_data)
+        allow = bool(get("allow_plaintext_password") or (d is not None and d.allow_plaintext_password))
+        opts = cls(host, port, tls, ca, cert, key, user, password, ca_data, allow)
+        check_plaintext_password(opts)
+        return opts
 
     @property
     def address(self):
@@ -135,6 +169,9 @@ def add_broker_options(parser, required=True, help_broker="the MQTT broker"):
     g.add_argument("--key", metavar="FILE", help="the client certificate's private key (PEM)")
     g.add_argument("--user", help="MQTT user name")
     g.add_argument("--password-file", metavar="FILE", help="file whose first line is the MQTT password (with --user)")
+    g.add_argument("--allow-plaintext-password", action="store_true",
+                   help="send --user's password without TLS to a host that is not loopback (a trusted network only)")
+    g.streetnode_broker_options = True  # how a test tells these options from look-alikes
     return g
 
 
@@ -178,6 +215,10 @@ def new_client(opts, client_id=None, clean_session=True, manual_ack=False, will=
     if opts.tls:
         client.tls_set_context(_ssl_context(opts))
     if opts.user:
+        try:
+            check_plaintext_password(opts)
+        except ValueError as e:
+            raise BrokerError(str(e))
         client.username_pw_set(opts.user, opts.password)
     if will:
         client.will_set(*will)

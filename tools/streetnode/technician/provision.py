@@ -15,12 +15,10 @@ provision accepts, the node accepts.
 """
 
 import argparse
-import base64
 import contextlib
 import csv
 import datetime
 import getpass
-import hashlib
 import io
 import json
 import os
@@ -33,6 +31,7 @@ from pathlib import Path
 from streetnode.common.errors import EXIT_EXISTS, EXIT_INVALID, Failure  # noqa: F401
 from streetnode.common.files import write_atomic
 from streetnode.common.paths import device_code
+from streetnode.security.acl import mosquitto_hash, node_acl, passwd_line  # noqa: F401 (mosquitto_hash: tests)
 
 
 BOARD_ALIASES = {"esp32": "esp32-devkitc", "pico": "pico-w", "picow": "pico-w"}
@@ -55,10 +54,8 @@ CA_FILE = "ca.der"
 WIFI_PASSWORD_ENV = "STREETNODE_WIFI_PASSWORD"
 MQTT_PASSWORD_ENV = "STREETNODE_MQTT_PASSWORD"
 
-# mosquitto_passwd's PBKDF2 format (mosquitto >= 2.0): user:$7$iterations$salt$hash with
-# SHA-512, 12 salt bytes and 101 iterations, salt and hash in standard base64.
-_MOSQ_ITERATIONS = 101
-_MOSQ_SALT_BYTES = 12
+PASSWD_FILE = "mosquitto.passwd"
+ACL_FILE = "mosquitto.acl"
 
 
 # -- pieces a test can call -----------------------------------------------------------------
@@ -104,14 +101,6 @@ def preset_sensor(preset, board):
     if not buses:
         raise Failure("preset %s: board %s has no %s bus" % (preset, board, kind.upper()), EXIT_INVALID)
     return {"name": name, "driver": driver, "bus": "%s%d" % (kind, buses[0])}
-
-
-def mosquitto_hash(password, salt=None):
-    """mosquitto_passwd's hash of `password` ($7$: PBKDF2-SHA512), for a password_file."""
-    if salt is None:
-        salt = secrets.token_bytes(_MOSQ_SALT_BYTES)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _MOSQ_ITERATIONS)
-    return "$7$%d$%s$%s" % (_MOSQ_ITERATIONS, base64.b64encode(salt).decode(), base64.b64encode(digest).decode())
 
 
 def _der_length_ok(der):
@@ -372,10 +361,9 @@ def provision(args, now=None):
         if der is not None:
             write_atomic(out / CA_FILE, der, 0o644)
         if mqtt_pw is not None:
-            write_atomic(out / "mosquitto.passwd", "%s:%s\n" % (args.id, mosquitto_hash(mqtt_pw)), 0o600)
-            prefix = full["mqtt"]["prefix"]
-            write_atomic(out / "mosquitto.acl", "user %s\ntopic readwrite %s/%s/#\n" % (args.id, prefix, args.id),
-                         0o644)  # fmt: skip
+            # the same lines as `streetnode broker-config` writes for the whole fleet
+            write_atomic(out / PASSWD_FILE, passwd_line(args.id, mosquitto_hash(mqtt_pw)), 0o600)
+            write_atomic(out / ACL_FILE, node_acl(args.id, full["mqtt"]["prefix"]), 0o644)
         write_atomic(out / fwconfig.CONFIG_FILE, json.dumps(cfg, indent=2, sort_keys=True) + "\n", 0o600)
         add_to_register(register, register_row(full, FW_VERSION, when))
 
