@@ -126,12 +126,13 @@ def broker_config(args):
     listen = args.listen or (None, 8883 if tls else 1883)
 
     passwd, blocks, missing, prefixes = [], [], [], []
-    ids = []
-    for r in rows:
-        node_id = (r.get("id") or "").strip()
-        if not node_id:
-            continue
-        ids.append(node_id)
+    ids = [(r.get("id") or "").strip() for r in rows if (r.get("id") or "").strip()]
+    operators = args.operator or list(acl.DEFAULT_OPERATORS)
+    names = [n for n, _ in operators]
+    clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(ids)))
+    if clash:
+        raise Failure("operator name(s) %s used twice or also a node id" % ", ".join(clash), EXIT_INVALID)
+    for node_id in ids:
         digest, prefix = node_credentials(node_id, nodes_dir / node_id)
         if digest is None:
             missing.append(node_id)
@@ -143,11 +144,6 @@ def broker_config(args):
     if missing:
         raise Failure("no MQTT credentials for %s in %s (provisioned --anonymous, or their directories are elsewhere: "
                       "--nodes-dir DIR)" % (", ".join(missing), nodes_dir), EXIT_INVALID)  # fmt: skip
-    operators = args.operator or list(acl.DEFAULT_OPERATORS)
-    names = [n for n, _ in operators]
-    clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(ids)))
-    if clash:
-        raise Failure("operator name(s) %s used twice or also a node id" % ", ".join(clash), EXIT_INVALID)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
