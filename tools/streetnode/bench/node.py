@@ -11,6 +11,7 @@ against a real broker, all in one run.
 """
 
 import argparse
+import sys
 import json
 import os
 import shutil
@@ -162,4 +163,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from streetnode.bench import docs
+
+    sys.exit(docs.run("python -m streetnode.bench.node", main))
