@@ -13,7 +13,7 @@ publish, closed):
   (freed pages stay resident below glibc's 128 KiB trim threshold), so its growth from
   start to connected is the handshake's high-water mark, in whole 4 KiB pages.
 
-    python -m streetnode.bench.tls [--heap 128k] [--markdown]
+    python -m streetnode.bench.tls [--heap 128k] [--markdown] [--update docs/benchmarks.md]
 """
 
 import argparse
@@ -131,4 +131,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from streetnode.bench import docs
+
+    sys.exit(docs.run("python -m streetnode.bench.tls", main))
