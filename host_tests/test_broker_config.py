@@ -209,3 +209,28 @@ def test_a_micropython_node_publishes_and_answers_commands_under_the_acl(locked,
     finally:
         mqtt.close(crew)
         monitor.close()
+
+
+def test_the_config_snippet_with_tls_files_runs_a_tls_listener_for_the_fleet(fleet, capsys):
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
+    from host_tests import pki
+
+    work, port, out = fleet
+    pki.make_pki(work)
+    code = cli.main(["broker-config", "--register", str(work / "fleet-register.csv"), "--out", str(out),
+                     "--listen", "127.0.0.1:%d" % port, "--ca", str(work / "ca.pem"), "--server-cert",
+                     str(work / "server.pem"), "--server-key", str(work / "server.key")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    monitor_pw = out / "monitor.password"
+    with Broker("mosquitto", port=port, conf=(out / "mosquitto.conf").read_text()) as b:
+        at = ["monitor", "--broker", b.address, "--once", "--settle", "0.3", "--user", "monitor",
+              "--password-file", str(monitor_pw)]  # fmt: skip
+        code = cli.main(at + ["--ca", str(work / "ca.der")])
+        res = capsys.readouterr()
+        assert code == 0, res.err
+        code = cli.main(at)  # no TLS: the listener hangs up (a loopback host, so the tool let it try)
+        err = capsys.readouterr().err
+        assert code == 1 and "does it want TLS" in err, err
+        with pytest.raises(mqtt.BrokerError, match="refused the connection"):
+            mqtt.connect(mqtt.BrokerOptions(b.host, b.port, ca=str(work / "ca.pem")), "anon-tls")
