@@ -59,7 +59,8 @@ def test_broker_config_writes_the_fleet_and_the_same_node_lines_as_provision(fle
     assert acl.node_acl("lamp-a") == (
         "user lamp-a\ntopic write streetnode/lamp-a/status\ntopic write streetnode/lamp-a/data\n"
         "topic write streetnode/lamp-a/health\ntopic write streetnode/lamp-a/cmd/result\n"
-        "topic write streetnode/lamp-a/ota/status\ntopic read streetnode/lamp-a/cmd\ntopic read streetnode/lamp-a/ota/#\n")
+        "topic write streetnode/lamp-a/ota/status\ntopic read streetnode/lamp-a/cmd\ntopic read streetnode/lamp-a/ota/#\n"
+        "topic read streetnode/lamp-a/status\ntopic read streetnode/lamp-a/data\n")
     conf = (out / "mosquitto.conf").read_text().splitlines()
     for line in ("allow_anonymous false", "password_file %s" % (out / "mosquitto.passwd"),
                  "acl_file %s" % (out / "mosquitto.acl"), "listener %d 127.0.0.1" % port):  # fmt: skip
@@ -184,6 +185,9 @@ def test_the_acl_keeps_nodes_to_their_own_topics_and_operators_to_their_roles(lo
         assert [p for _, p in got] == [b'{"id": "crew", "cmd": "health"}'], got
         got = spy.wait("streetnode/lamp-a/cmd")
         assert got == [("streetnode/lamp-a/cmd", b'{"id": "crew-a", "cmd": "health"}')], got
+        # and reads back its own data (what deploy --wait-online watches with the node's account)
+        _publish(a, "streetnode/lamp-a/data", b'{"seq": 2}')
+        assert spy.wait("streetnode/lamp-a/data")[-1] == ("streetnode/lamp-a/data", b'{"seq": 2}')
         assert not [t for t, _ in seen.wait("streetnode/lamp-a/cmd") if "/lamp-b/" in t and not t.endswith("/cmd")]
     finally:
         for c in clients:

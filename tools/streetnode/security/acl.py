@@ -3,7 +3,9 @@ one node (`streetnode provision`) and the whole fleet (`streetnode broker-config
 set of functions so that both write the same lines for a node.
 
 A node publishes only to its own `status`, `data`, `health`, `cmd/result` and `ota/status`
-and subscribes only to its own `cmd` and `ota/...` topics (the topics of docs/integrator.md).
+and subscribes only to its own `cmd` and `ota/...` topics (the topics of docs/integrator.md);
+besides, it may read back its own `status` and `data` (what it wrote itself), so that
+`deploy --wait-online` can watch a node with the node's own account, as it does by default.
 Operators have a role:
 
 | role     | for                               | may read        | may publish |
@@ -22,6 +24,7 @@ import secrets
 # What a node publishes and subscribes to, relative to <prefix>/<node>/.
 NODE_PUBLISHES = ("status", "data", "health", "cmd/result", "ota/status")
 NODE_SUBSCRIBES = ("cmd", "ota/#")
+NODE_READS_BACK = ("status", "data")  # deploy --wait-online, with the node's own account
 # Topics a node publishes under ota/ besides ota/status (the OTA transfer's own), when it has any.
 NODE_OTA_PUBLISHES = ()
 
@@ -74,7 +77,7 @@ def node_acl(node_id, prefix="streetnode"):
     base = "%s/%s/" % (check_prefix(prefix), check_user(node_id))
     lines = ["user %s" % node_id]
     lines += ["topic write %s%s" % (base, t) for t in NODE_PUBLISHES + NODE_OTA_PUBLISHES]
-    lines += ["topic read %s%s" % (base, t) for t in NODE_SUBSCRIBES]
+    lines += ["topic read %s%s" % (base, t) for t in NODE_SUBSCRIBES + NODE_READS_BACK]
     return "\n".join(lines) + "\n"
 
 
