@@ -238,3 +238,16 @@ def test_the_config_snippet_with_tls_files_runs_a_tls_listener_for_the_fleet(fle
         assert code == 1 and "does it want TLS" in err, err
         with pytest.raises(mqtt.BrokerError, match="refused the connection"):
             mqtt.connect(mqtt.BrokerOptions(b.host, b.port, ca=str(work / "ca.pem")), "anon-tls")
+
+
+def test_provision_never_leaves_a_node_to_send_its_password_in_clear_unsaid(tmp_path, capsys):
+    base = ["provision", "--board", "unix-sim", "--register", str(tmp_path / "reg.csv")]
+    code = cli.main(base + ["--id", "n-1", "--broker", "mqtt.siegen.de:8883", "--out", str(tmp_path / "n-1")])
+    err = capsys.readouterr().err
+    assert code == 4 and "port 8883 is MQTT over TLS: give --ca FILE" in err, err
+    assert not (tmp_path / "n-1").exists()
+    code = cli.main(base + ["--id", "n-2", "--broker", "mqtt.siegen.de", "--out", str(tmp_path / "n-2")])
+    out = capsys.readouterr().out
+    assert code == 0 and "warning: no --ca: n-2 will send its MQTT password to mqtt.siegen.de in clear" in out, out
+    code = cli.main(base + ["--id", "n-3", "--broker", "127.0.0.1:1884", "--out", str(tmp_path / "n-3")])
+    assert code == 0 and "warning" not in capsys.readouterr().out

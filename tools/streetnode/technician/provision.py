@@ -30,6 +30,7 @@ from pathlib import Path
 
 from streetnode.common.errors import EXIT_EXISTS, EXIT_INVALID, Failure  # noqa: F401
 from streetnode.common.files import write_atomic
+from streetnode.common.mqtt import is_loopback
 from streetnode.common.paths import device_code
 from streetnode.security.acl import mosquitto_hash, node_acl, passwd_line  # noqa: F401 (mosquitto_hash: tests)
 
@@ -329,6 +330,9 @@ def provision(args, now=None):
                       EXIT_INVALID)  # fmt: skip
     if args.tls and not args.ca:
         raise Failure("--tls needs --ca FILE: the broker's CA certificate (PEM or DER)", EXIT_INVALID)
+    if not args.ca and not args.anonymous and _broker(args.broker)[1] == 8883:
+        raise Failure("--broker %s: port 8883 is MQTT over TLS: give --ca FILE, or the node would send its password "
+                      "there in clear" % args.broker, EXIT_INVALID)  # fmt: skip
     out = Path(args.out) if args.out else Path("nodes") / args.id
     register = Path(args.register)
 
@@ -372,6 +376,9 @@ def provision(args, now=None):
         args.id, full["board"], len(full["sensors"]), "" if len(full["sensors"]) == 1 else "s", FW_VERSION, out,
         ", ".join(files)))  # fmt: skip
     print("registered in %s" % register)
+    if mqtt_pw is not None and der is None and not is_loopback(full["mqtt"]["host"]):
+        print("warning: no --ca: %s will send its MQTT password to %s in clear (TLS needs the broker's CA)"
+              % (args.id, full["mqtt"]["host"]))  # fmt: skip
     if mqtt_pw is not None:
         print("broker admin: add %s/mosquitto.passwd to mosquitto's password_file and %s/mosquitto.acl to its "
               "acl_file, then reload mosquitto (MQTT user %s; the password is only in config.json, mode 0600)"
