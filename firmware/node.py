@@ -178,9 +178,10 @@ class Node:
             with open(self.dir + "/" + m["ca"], "rb") as f:
                 ca = f.read()
         status = {"fw": FW_VERSION, "boot_count": self.state["boot_count"], "reset_cause": self.state.get("reset_cause")}
+        hosts = m.get("hosts") or [{"host": m["host"], "port": m.get("port")}]
         return MQTTLink(
             cfg["node_id"],
-            m["host"],
+            [(h["host"], h["port"]) for h in hosts],  # tried in order: failover (firmware/mqtt.py)
             m.get("port"),
             prefix=m.get("prefix", "streetnode"),
             keepalive_s=m.get("keepalive_s", 60),
@@ -320,6 +321,7 @@ class Node:
             "sensors": {s.name: s.state for s in self.sensors.slots},
             "config_error": self.config_error,
             "step_errors": self.step_errors,
+            "broker": getattr(self.link, "broker", None),  # "host:port" of the broker in use
         }
         self._flash_health(extra)
         rssi = self.net.rssi()

@@ -170,7 +170,10 @@ def observe(observers, broker):
 
 
 def state_of(payload):
-    return json.loads(payload)
+    """The status payload without its "broker" (host:port of the broker in use, checked here)."""
+    d = json.loads(payload)
+    assert ":" in d.pop("broker"), d
+    return d
 
 
 def expected_delays(seed, outages, base_ms, cap_ms):

@@ -100,6 +100,7 @@ def test_minimal_config_gets_every_default():
         "mqtt": {
             "host": "127.0.0.1",
             "port": 1883,
+            "hosts": [{"host": "127.0.0.1", "port": 1883}],  # mqtt.host is a list of one broker
             "user": None,
             "password": None,
             "prefix": "streetnode",

@@ -59,6 +59,7 @@ def build_parser():
         "and prints its address. A node process that dies is started again, as a board reboots.",
         epilog="examples:\n  streetnode sim --nodes 3 --duration 60\n"
         "  streetnode sim --nodes 20 --broker 127.0.0.1:1883 --interval 5 --state-dir /tmp/fleet\n"
+        "  streetnode sim --nodes 6 --broker mqtt-a.local,mqtt-b.local   # failover: tried in order\n"
         "  streetnode sim --nodes 2 --flash-size pico-w\n"
         "  streetnode sim --nodes 2 --tls --duration 30   # embedded broker on TLS, a CA made for the run\n"
         "  streetnode sim --broker localhost --tls --ca ca.pem --user sim --password-file sim-pw.txt",

@@ -11,7 +11,10 @@ benchmarks and the tests), and one way to open a paho-mqtt client with them.
 view: its broker may come up later). A Failure from here carries EXIT_FAILED, the code every
 field command documents for "the broker could not be used" (deploy maps it to its own).
 
-`--broker HOST[:PORT]` (the port defaults to 1883, 8883 with --tls), `--tls` with `--ca FILE`
+`--broker HOST[:PORT]` (the port defaults to 1883, 8883 with --tls), or several brokers of one
+cluster or failover pair, `--broker HOST[:PORT],HOST[:PORT],...`, tried in order (a client that
+cannot reach one, or loses it, goes on to the next; `streetnode sim` gives its nodes the list as
+their mqtt.hosts), `--tls` with `--ca FILE`
 (PEM or DER; the system's CAs without it), `--cert FILE --key FILE` where the broker wants a
 client certificate, `--user USER`, `--password-file FILE` (its first line: a password is never
 on the command line).
@@ -42,13 +45,14 @@ class BrokerError(Failure):
 
 
 _BAD_BROKER = "--broker must be HOST:PORT or HOST (port 1883, 8883 with TLS), not %r"
+MAX_BROKERS = 8  # as a node's mqtt.hosts (firmware/config/schema.py)
 
 
 def parse_broker(text, tls=False):
     """'host', 'host:port', '[::1]:port' -> (host, port); the port defaults by TLS."""
     text = (text or "").strip()
-    if not text:
-        raise ValueError(_BAD_BROKER % text)
+    if not text or "," in text:
+        raise ValueError(_BAD_BROKER % text + (" (one broker here)" if "," in text else ""))
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else ""
@@ -65,6 +69,28 @@ def parse_broker(text, tls=False):
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(_BAD_BROKER % text + " (the port is a number from 1 to 65535)")
     return host, int(port)
+
+
+def parse_brokers(text, tls=False):
+    """'h1:p1,h2:p2,...' (one or more brokers, as parse_broker spells each) -> [(host, port)]."""
+    parts = [p.strip() for p in (text or "").split(",")]
+    if any(not p for p in parts):
+        raise ValueError("--broker must be HOST[:PORT] or a list HOST[:PORT],HOST[:PORT],... without empty "
+                         "entries, not %r" % (text or ""))  # fmt: skip
+    if len(parts) > MAX_BROKERS:
+        raise ValueError("--broker lists %d brokers: at most %d (a node's mqtt.hosts holds no more)" % (
+            len(parts), MAX_BROKERS))  # fmt: skip
+    out = []
+    for p in parts:
+        b = parse_broker(p, tls)
+        if b in out:
+            raise ValueError("--broker names %s twice" % _address(*b))
+        out.append(b)
+    return out
+
+
+def _address(host, port):
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 
 
 def read_password(path):
@@ -93,23 +119,27 @@ def check_plaintext_password(opts):
     """Refuse options that would send a password in clear (ValueError naming the way out)."""
     if opts.tls or not opts.user:
         return
-    if opts.port == DEFAULT_TLS_PORT:
-        raise ValueError("port %d is MQTT over TLS: add --tls (and --ca FILE) or the password for %s would go to "
-                         "%s in clear" % (DEFAULT_TLS_PORT, opts.user, opts.address))
-    if not is_loopback(opts.host) and not opts.allow_plaintext_password:
-        raise ValueError("the password for %s would cross the network in clear to %s: add --tls (and --ca FILE), or "
-                         "--allow-plaintext-password if that network is trusted" % (opts.user, opts.address))
+    for host, port in opts.hosts:  # every broker of a failover list
+        address = _address(host, port)
+        if port == DEFAULT_TLS_PORT:
+            raise ValueError("port %d is MQTT over TLS: add --tls (and --ca FILE) or the password for %s would go to "
+                             "%s in clear" % (DEFAULT_TLS_PORT, opts.user, address))
+        if not is_loopback(host) and not opts.allow_plaintext_password:
+            raise ValueError("the password for %s would cross the network in clear to %s: add --tls (and --ca FILE), "
+                             "or --allow-plaintext-password if that network is trusted" % (opts.user, address))
 
 
 class BrokerOptions:
     """Where the broker is and how to talk to it. ca: a CA file (PEM or DER); ca_data: the CA
-    itself (PEM text or DER bytes, e.g. the one a node's config names)."""
+    itself (PEM text or DER bytes, e.g. the one a node's config names). hosts: the brokers
+    [(host, port), ...] tried in order (a port of None: the default); host and port are the first."""
 
     def __init__(self, host, port=None, tls=False, ca=None, cert=None, key=None, user=None, password=None,
-                 ca_data=None, allow_plaintext_password=False):  # fmt: skip
-        self.host = host
+                 ca_data=None, allow_plaintext_password=False, hosts=None):  # fmt: skip
         self.tls = bool(tls or ca or cert or ca_data)
-        self.port = port or (DEFAULT_TLS_PORT if self.tls else DEFAULT_PORT)
+        default = DEFAULT_TLS_PORT if self.tls else DEFAULT_PORT
+        self.hosts = [(h, p or default) for h, p in hosts] if hosts else [(host, port or default)]
+        self.host, self.port = self.hosts[0]
         self.ca, self.ca_data = ca, ca_data
         self.cert, self.key = cert, key  # a client certificate and its key go together
         self.user, self.password = user, password
@@ -134,9 +164,9 @@ class BrokerOptions:
             raise ValueError("--cert and --key go together (the client certificate and its private key)")
         tls = bool(get("tls") or get("ca") or get("cert") or (d is not None and d.tls))
         if get("broker"):
-            host, port = parse_broker(get("broker"), tls)
+            hosts = parse_brokers(get("broker"), tls)
         else:
-            host, port = d.host, (d.port if d.tls == tls else None)
+            hosts = [(h, p if d.tls == tls else None) for h, p in d.hosts]
         ca, ca_data = (get("ca"), None) if get("ca") else ((d.ca, d.ca_data) if d is not None else (None, None))
         cert, key = (get("cert"), get("key")) if get("cert") else ((d.cert, d.key) if d is not None else (None, None))
         if get("user"):
@@ -146,23 +176,30 @@ class BrokerOptions:
         else:
             user, password = (d.user, d.password) if d is not None else (None, None)
         allow = bool(get("allow_plaintext_password") or (d is not None and d.allow_plaintext_password))
-        opts = cls(host, port, tls, ca, cert, key, user, password, ca_data, allow)
+        opts = cls(hosts[0][0], hosts[0][1], tls, ca, cert, key, user, password, ca_data, allow, hosts=hosts)
         check_plaintext_password(opts)
         return opts
 
     @property
     def address(self):
-        return ("[%s]:%d" if ":" in self.host else "%s:%d") % (self.host, self.port)
+        """The first broker, "host:port"."""
+        return _address(self.host, self.port)
+
+    @property
+    def addresses(self):
+        """Every broker, "host:port,host:port" (as --broker takes them)."""
+        return ",".join(_address(h, p) for h, p in self.hosts)
 
     def __repr__(self):  # never the password
-        return "BrokerOptions(%s%s%s)" % (self.address, ", tls" if self.tls else "", ", user=" + self.user if self.user else "")
+        return "BrokerOptions(%s%s%s)" % (self.addresses, ", tls" if self.tls else "", ", user=" + self.user if self.user else "")
 
 
 def add_broker_options(parser, required=True, help_broker="the MQTT broker"):
     """The broker options every command that talks to a broker takes."""
     g = parser.add_argument_group("broker")
-    g.add_argument("--broker", required=required, metavar="HOST[:PORT]",
-                   help="%s (port default 1883, 8883 with --tls)" % help_broker)
+    g.add_argument("--broker", required=required, metavar="HOST[:PORT][,...]",
+                   help="%s (port default 1883, 8883 with --tls); several, comma-separated: brokers of one "
+                        "cluster or failover pair, tried in order" % help_broker)
     g.add_argument("--tls", action="store_true", help="connect with TLS (the system's CAs unless --ca)")
     g.add_argument("--ca", metavar="FILE", help="the broker's CA certificate, PEM or DER (turns TLS on)")
     g.add_argument("--cert", metavar="FILE", help="client certificate (PEM), where the broker asks for one")
@@ -232,10 +269,35 @@ def connect(opts, client_id=None, timeout=10.0, on_connect=None, on_message=None
     (at `qos`) again on every reconnect, on_connect(client) called after that.
     wait True: returns once connected and the first subscriptions are acknowledged, or
     raises BrokerError with one line that names the broker. wait False: returns at once
-    and keeps trying in the background (paho reconnects with a back-off)."""
+    and keeps trying in the background (paho reconnects with a back-off).
+    With several brokers (opts.hosts) each is tried in turn until one answers, and a client
+    that later loses its broker, or cannot reach it, reconnects to the next one."""
+    errors = []
+    for i in range(len(opts.hosts) if wait else 1):
+        try:
+            return _connect(opts, i, client_id, timeout, on_connect, on_message, subscribe, qos, wait, keepalive,
+                            kwargs)  # fmt: skip
+        except BrokerError as e:
+            errors.append(str(e))
+    if len(errors) == 1:
+        raise BrokerError(errors[0])
+    raise BrokerError("none of the brokers %s could be used: %s" % (opts.addresses, "; ".join(errors)))
+
+
+def _connect(opts, first, client_id, timeout, on_connect, on_message, subscribe, qos, wait, keepalive, kwargs):
     client = new_client(opts, client_id, **kwargs)
     done = threading.Event()
-    state = {"refused": None, "pending": set()}
+    host, port = opts.hosts[first]
+    address = _address(host, port)
+    state = {"refused": None, "pending": set(), "at": first}
+
+    def _failover(c):
+        # The broker in use failed us: paho's next (re)connection goes to the next one.
+        if len(opts.hosts) > 1:
+            state["at"] = (state["at"] + 1) % len(opts.hosts)
+            # paho's host/port setters refuse while it is tearing the lost connection down; its
+            # reconnect() reads these two (paho-mqtt 2.x, pinned in pyproject.toml).
+            c._host, c._port = opts.hosts[state["at"]]
 
     def _on_connect(c, userdata, flags, rc, props=None):
         if rc.is_failure:
@@ -256,25 +318,27 @@ def connect(opts, client_id=None, timeout=10.0, on_connect=None, on_message=None
             done.set()
 
     def _on_disconnect(c, userdata, flags, rc, props=None):
-        if not done.is_set():  # before the CONNACK: e.g. plain MQTT to a TLS listener
+        if wait and not done.is_set():  # before the CONNACK: e.g. plain MQTT to a TLS listener
             state["refused"] = "closed the connection before answering (%s)" % (
                 "does it want TLS: --tls, --ca?" if not opts.tls
                 else "is the client certificate one it accepts?" if opts.cert
                 else "does it want a client certificate, --cert and --key?")
             done.set()
+        elif rc != 0:  # lost, not our own disconnect()
+            _failover(c)
 
     client.on_connect = _on_connect
     client.on_subscribe = _on_subscribe
-    if wait:
-        client.on_disconnect = _on_disconnect
+    client.on_disconnect = _on_disconnect
+    client.on_connect_fail = lambda c, userdata: _failover(c)
     if on_message:
         client.on_message = on_message
     if not wait:
-        client.connect_async(opts.host, opts.port, keepalive=keepalive)
+        client.connect_async(host, port, keepalive=keepalive)
         client.loop_start()
         return client
     try:
-        client.connect(opts.host, opts.port, keepalive=keepalive)
+        client.connect(host, port, keepalive=keepalive)
     except ssl.SSLError as e:
         if isinstance(e, ssl.SSLCertVerificationError):
             why = "certificate verify failed: %s (is the CA the one that signed its certificate, and HOST its name?)" % (
@@ -283,16 +347,16 @@ def connect(opts, client_id=None, timeout=10.0, on_connect=None, on_message=None
             why = str(e.reason or e)  # e.g. WRONG_VERSION_NUMBER: no TLS on that port
             if not opts.cert and "CERTIFICATE" in why.upper():
                 why += " (does it want a client certificate, --cert and --key?)"
-        raise BrokerError("TLS with the broker %s failed: %s" % (opts.address, why))
+        raise BrokerError("TLS with the broker %s failed: %s" % (address, why))
     except OSError as e:
-        raise BrokerError("cannot reach the broker %s: %s" % (opts.address, e.strerror or e))
+        raise BrokerError("cannot reach the broker %s: %s" % (address, e.strerror or e))
     client.loop_start()
     if not done.wait(timeout):
         close(client)
-        raise BrokerError("no answer from the broker %s within %.0f s" % (opts.address, timeout))
+        raise BrokerError("no answer from the broker %s within %.0f s" % (address, timeout))
     if state["refused"] is not None:
         close(client)
-        raise BrokerError("the broker %s %s" % (opts.address, state["refused"]))
+        raise BrokerError("the broker %s %s" % (address, state["refused"]))
     return client
 
 

@@ -43,8 +43,12 @@ CA_FILE = "ca.der"  # in each node's flash, with --ca
 
 
 def node_config(node_id, opts, interval_s, sensors, seed):
-    """A node's config.json for the broker options `opts` (host, port, TLS with CA_FILE, user)."""
-    m = {"host": opts.host, "port": opts.port, "keepalive_s": 30}
+    """A node's config.json for the broker options `opts` (its brokers, TLS with CA_FILE, user):
+    several brokers (--broker h1:p1,h2:p2) become the node's mqtt.hosts, tried in order."""
+    if len(opts.hosts) > 1:
+        m = {"hosts": [{"host": h, "port": p} for h, p in opts.hosts], "keepalive_s": 30}
+    else:
+        m = {"host": opts.host, "port": opts.port, "keepalive_s": 30}
     if opts.tls:
         m.update(tls=True, ca=CA_FILE)
     if opts.user:
