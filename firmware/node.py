@@ -151,6 +151,7 @@ class Node:
         self.net = Net(cfg.get("wifi"), (cfg.get("ntp") or {}).get("host"))
         self.link = self._link or self._make_link(cfg)
         self.link.on_cmd = self._on_cmd
+        self.link.unix_time = self.net.unix_time
         self._apply(cfg)
         now = clock.ticks_ms()
         self._next_cycle = now
@@ -320,6 +321,7 @@ class Node:
             "sensors": {s.name: s.state for s in self.sensors.slots},
             "config_error": self.config_error,
             "step_errors": self.step_errors,
+            "ts": self.net.unix_time(),
         }
         self._flash_health(extra)
         rssi = self.net.rssi()

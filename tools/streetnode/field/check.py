@@ -16,7 +16,7 @@ import time
 from streetnode.field import fleetwatch
 from streetnode.common import errors
 from streetnode.common.mqtt import BrokerOptions, add_broker_options
-from streetnode.field.capture import LiveSource
+from streetnode.field.capture import LiveSource, retained
 from streetnode.common.paths import REPO
 
 EXIT_PASS = errors.EXIT_OK
@@ -26,6 +26,12 @@ EXIT_NOT_FOUND = errors.EXIT_NOT_FOUND
 
 WATCHDOG_CAUSES = ("wdt", "watchdog")
 NOT_READY = ("warmup", "closed")  # sensor slot states that are worth waiting for
+
+
+def monitor_ago(seconds):
+    from streetnode.field.monitor import ago
+
+    return ago(seconds)
 
 
 def firmware_version():
@@ -110,10 +116,10 @@ class Commissioning:
             self.send("%s/%s/cmd" % (self.prefix, self.node_id), json.dumps(cmd))
         self.health_asked.append(t)
 
-    def feed(self, topic, payload, t):
+    def feed(self, topic, payload, t, retained=False):
         before = self.node
         prev = (before.status or {}).get("state") if before is not None and before.status else None
-        who = self.fleet.feed(topic, payload, t)
+        who = self.fleet.feed(topic, payload, t, retained)
         if who != self.node_id:
             return
         kind = topic.rsplit("/", 1)[-1]
@@ -317,8 +323,8 @@ def commission(src, node, prefix="streetnode", readings=DEFAULT_READINGS, stuck_
             break
         msg = src.get(min(0.25, left))
         batch = ([msg] if msg else []) + src.drain()
-        for topic, payload, t in batch:
-            com.feed(topic, payload, t)
+        for m in batch:
+            com.feed(m[0], m[1], m[2], retained(m))
         missing = com.waiting_for()
         if not asked_final and not any(m.startswith(("readings", "sensors")) for m in missing):
             # the readings are in: a fresh health tells the outbox and error counts now
@@ -336,7 +342,10 @@ def commission(src, node, prefix="streetnode", readings=DEFAULT_READINGS, stuck_
         n = com.node
         last = ""
         if n is not None and n.status:
-            last = " (its retained status says %s, boot count %s)" % (n.status.get("state"), n.status.get("boot_count"))
+            heard = "at an unknown time" if n.heard is None else "%s ago (%s)" % (
+                monitor_ago(time.time() - n.heard), fleetwatch.stamp(n.heard))  # fmt: skip
+            last = " (its retained status says %s, boot count %s; last heard %s)" % (
+                n.status.get("state"), n.status.get("boot_count"), heard)  # fmt: skip
         result.update(result="not_found", exit_code=EXIT_NOT_FOUND, checks=[],
                       reason="no sign of %s within %.0f s%s" % (node, timeout, last))  # fmt: skip
         return EXIT_NOT_FOUND, result

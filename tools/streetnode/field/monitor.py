@@ -17,7 +17,7 @@ import time
 
 from streetnode.field import fleetwatch
 from streetnode.common import mqtt
-from streetnode.field.capture import CaptureWriter, LiveSource
+from streetnode.field.capture import CaptureWriter, LiveSource, retained
 
 SHORT = {
     "temperature": ("", "°C", 1),
@@ -101,7 +101,7 @@ def row(n, now):
     errs = h.get("errors")
     err = sum(v for v in errs.values() if isinstance(v, int)) if isinstance(errs, dict) else None
     return (
-        n.id, (n.status or {}).get("state") or "?", ago(None if n.last_seen is None else now - n.last_seen),
+        n.id, (n.status or {}).get("state") or "?", ago(None if n.heard is None else now - n.heard),
         _s(n.hi), str(len(n.lost)), _s(h.get("outbox")), _s(h.get("reconnects")), _s(err),
         readings_text(n), alerts_text(n),
     )  # fmt: skip
@@ -206,10 +206,11 @@ def watch(source, fleet, out, duration=None, once=False, settle=3.0, capture=Non
                 break
             msg = source.get(0.1)
             batch = ([msg] if msg else []) + source.drain()
-            for topic, payload, t in batch:
-                fleet.feed(topic, payload, t)
+            for msg in batch:
+                topic, payload, t = msg
+                fleet.feed(topic, payload, t, retained(msg))
                 if capture:
-                    capture.message(topic, payload, t)
+                    capture.message(topic, payload, t, retained(msg))
                 dirty = True
             now = clock()
             if now - last_tick >= 0.25:
@@ -286,8 +287,11 @@ alerts:
   bounds       a reading outside physically plausible bounds
   no_values    a sensor giving only nulls (not while it warms up)
   reboot_loop  the boot count rising --reboot-k times within --reboot-window seconds
+  offline      the status says offline (the node left, or its will) and it has not been
+               heard for the silence limit
 
-columns: seen = since the last message, lost = readings lost, box = outbox depth,
+columns: seen = since the node was last heard (by its own ts for the messages the
+broker retained; "-": never, or a retained message without a time), lost = readings lost, box = outbox depth,
 rc = reconnects, err = sensor errors (from the latest health message)
 
 exit codes: 0 no alert active at the end, 1 an alert active at the end (or the broker

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 from streetnode.field import fleetwatch
 from streetnode.common import mqtt
-from streetnode.field.capture import CaptureWriter, LiveSource, read_capture
+from streetnode.field.capture import CaptureWriter, LiveSource, read_capture, retained
 from streetnode.field.monitor import fleet_topics
 
 _REL = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -54,8 +54,9 @@ def summarise(messages, prefix="streetnode"):
     series = {}  # node -> quantity -> sensor -> [(time, value)]
     boot_counts = {}  # node -> boot counts in the order seen (status and health), never falling
     first_t = last_t = None
-    for topic, payload, t in messages:
-        node = fleet.feed(topic, payload, t)
+    for m in messages:
+        topic, payload, t = m
+        node = fleet.feed(topic, payload, t, retained(m))
         if node is None:
             continue
         first_t = t if first_t is None else min(first_t, t)
@@ -78,6 +79,8 @@ def summarise(messages, prefix="streetnode"):
                 for q, v in values.items():
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
                         series.setdefault(node, {}).setdefault(q, {}).setdefault(sname, []).append((when, v))
+    if last_t is not None:
+        fleet.tick(last_t)  # the state at the end of the capture: offline, silent, ...
     nodes = {}
     for node_id in sorted(fleet.nodes, key=_natural):
         n = fleet.nodes[node_id]
@@ -106,7 +109,9 @@ def summarise(messages, prefix="streetnode"):
             "boot_count_last": boots[-1] if boots else None,
             "reboots": (boots[-1] - boots[0]) if boots else 0,
             "first_seen": n.first_seen,
-            "last_seen": n.last_seen,
+            "last_seen": n.heard,  # by the node's own ts for retained messages
+            "state": (n.status or {}).get("state"),
+            "alerts": sorted({kind for kind, _ in n.alerts}),
             "interval_s": n.interval_s(),
             "fw": (n.status or n.health or {}).get("fw"),
             "dropped": (n.health or {}).get("dropped"),
@@ -168,16 +173,16 @@ def markdown(summary, pngs=None):
     lines = ["# streetnode report", "", "From %s to %s, %d message(s)%s." % (
         _iso(summary["from"]), _iso(summary["to"]), summary["messages"],
         ", %d malformed" % summary["malformed"] if summary["malformed"] else ""), ""]  # fmt: skip
-    lines += ["| node | received | expected | completeness | missing | gaps (seq) | reboots | seq range |",
-              "| ---- | -------: | -------: | -----------: | ------: | ---------- | ------: | --------- |"]  # fmt: skip
+    lines += ["| node | state | last heard | alerts | received | expected | completeness | missing | gaps (seq) | reboots | seq range |",
+              "| ---- | ----- | ---------- | ------ | -------: | -------: | -----------: | ------: | ---------- | ------: | --------- |"]  # fmt: skip
     for node, s in summary["nodes"].items():
         comp = "-" if s["completeness"] is None else "%.2f %%" % s["completeness"]
         gaps = fleetwatch.format_ranges([tuple(g) for g in s["gaps"]], limit=8) or "none"
         rng = "-" if s["seq_first"] is None else "%d-%d" % (s["seq_first"], s["seq_last"])
         if s["seq_resets"]:
             rng += " (restarted %d×)" % s["seq_resets"]
-        lines.append("| %s | %d | %d | %s | %d | %s | %d | %s |" % (
-            node, s["received"], s["expected"], comp, s["missing"], gaps, s["reboots"], rng))  # fmt: skip
+        lines.append("| %s | %s | %s | %s | %d | %d | %s | %d | %s | %d | %s |" % (
+            node, s["state"] or "-", _iso(s["last_seen"]), ", ".join(s["alerts"]) or "none", s["received"], s["expected"], comp, s["missing"], gaps, s["reboots"], rng))  # fmt: skip
     if pngs:
         lines += ["", "## Plots", ""]
         for p in pngs:
@@ -211,8 +216,9 @@ def _listen(args, opts, out_dir):
     try:
         while time.monotonic() < end:
             m = src.get(min(0.5, max(0.0, end - time.monotonic())))
-            for topic, payload, t in ([m] if m else []) + src.drain():
-                cap.message(topic, payload, t)
+            for msg in ([m] if m else []) + src.drain():
+                topic, payload, t = msg
+                cap.message(topic, payload, t, retained(msg))
     finally:
         src.close()
         cap.close()
