@@ -22,7 +22,7 @@ import ssl
 import threading
 import time
 
-from streetnode.common.errors import EXIT_FAILED, Failure
+from streetnode.common.errors import EXIT_FAILED, Failure, UsageError
 
 DEFAULT_PORT = 1883
 DEFAULT_TLS_PORT = 8883
@@ -90,20 +90,24 @@ class BrokerOptions:
     def from_args(cls, args, required=True, defaults=None):
         """From add_broker_options' arguments. What the command line leaves out comes from
         `defaults` (a BrokerOptions, e.g. the node's own broker settings); None when there is
-        neither a --broker nor defaults and the broker is not required."""
+        neither a --broker nor defaults and the broker is not required. Options that do not go
+        together are a UsageError (exit 2); an unreadable password file a ValueError."""
         get = lambda name: getattr(args, name, None)  # noqa: E731
         d = defaults
         if not get("broker") and d is None:
             if required:
-                raise ValueError("--broker HOST[:PORT] is required")
+                raise UsageError("--broker HOST[:PORT] is required")
             if get("tls") or get("ca") or get("cert") or get("user") or get("password_file"):
-                raise ValueError("--tls, --ca, --cert, --user and --password-file go with --broker")
+                raise UsageError("--tls, --ca, --cert, --user and --password-file go with --broker")
             return None
         if bool(get("cert")) != bool(get("key")):
-            raise ValueError("--cert and --key go together (the client certificate and its private key)")
+            raise UsageError("--cert and --key go together (the client certificate and its private key)")
         tls = bool(get("tls") or get("ca") or get("cert") or (d is not None and d.tls))
         if get("broker"):
-            host, port = parse_broker(get("broker"), tls)
+            try:
+                host, port = parse_broker(get("broker"), tls)
+            except ValueError as e:
+                raise UsageError(str(e))
         else:
             host, port = d.host, (d.port if d.tls == tls else None)
         ca, ca_data = (get("ca"), None) if get("ca") else ((d.ca, d.ca_data) if d is not None else (None, None))
@@ -111,7 +115,7 @@ class BrokerOptions:
         if get("user"):
             user, password = get("user"), read_password(get("password_file"))
         elif get("password_file"):
-            raise ValueError("--password-file goes with --user (MQTT sends no password alone)")
+            raise UsageError("--password-file goes with --user (MQTT sends no password alone)")
         else:
             user, password = (d.user, d.password) if d is not None else (None, None)
         return cls(host, port, tls, ca, cert, key, user, password, ca_data)

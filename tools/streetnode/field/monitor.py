@@ -16,7 +16,7 @@ import sys
 import time
 
 from streetnode.field import fleetwatch
-from streetnode.common import mqtt
+from streetnode.common import mqtt, options
 from streetnode.field.capture import CaptureWriter, LiveSource, retained
 
 SHORT = {
@@ -257,8 +257,6 @@ def watch(source, fleet, out, duration=None, once=False, settle=3.0, capture=Non
 def main(args, out=None):
     out = out or sys.stdout
     opts = mqtt.BrokerOptions.from_args(args)
-    if args.duration is not None and args.duration <= 0:
-        raise ValueError("--duration must be positive")
     prefix = args.prefix.rstrip("/")
     fleet = fleetwatch.Fleet(prefix, **fleet_options(args))
     src = LiveSource(opts, fleet_topics(prefix), name="streetnode-monitor")
@@ -305,15 +303,15 @@ def fleet_topics(prefix):
 
 
 def add_alert_options(p):
-    p.add_argument("--interval", dest="interval_s", type=float, metavar="S",
+    p.add_argument("--interval", dest="interval_s", type=options.positive_float, metavar="S",
                    help="the fleet's sampling interval (default: learnt per node from its data)")  # fmt: skip
-    p.add_argument("--silence-factor", type=float, metavar="X", help="silent after X intervals without data (default 3)")
-    p.add_argument("--min-silence", dest="min_silence_s", type=float, metavar="S", help="and at least S seconds (default 5)")
-    p.add_argument("--stuck-n", type=int, metavar="N", help="stuck after N identical readings in a row (default 10)")
-    p.add_argument("--stuck-s", type=float, metavar="S", help="... over at least S seconds (default 30)")
-    p.add_argument("--reboot-k", type=int, metavar="K", help="a reboot loop is K reboots ... (default 3)")
-    p.add_argument("--reboot-window", dest="reboot_window_s", type=float, metavar="S", help="... within S seconds (default 3600)")
-    p.add_argument("--gap-grace", dest="gap_grace_s", type=float, metavar="S",
+    p.add_argument("--silence-factor", type=options.positive_float, metavar="X", help="silent after X intervals without data (default 3)")
+    p.add_argument("--min-silence", dest="min_silence_s", type=options.nonnegative_float, metavar="S", help="and at least S seconds (default 5)")
+    p.add_argument("--stuck-n", type=options.positive_int, metavar="N", help="stuck after N identical readings in a row (default 10)")
+    p.add_argument("--stuck-s", type=options.nonnegative_float, metavar="S", help="... over at least S seconds (default 30)")
+    p.add_argument("--reboot-k", type=options.positive_int, metavar="K", help="a reboot loop is K reboots ... (default 3)")
+    p.add_argument("--reboot-window", dest="reboot_window_s", type=options.positive_float, metavar="S", help="... within S seconds (default 3600)")
+    p.add_argument("--gap-grace", dest="gap_grace_s", type=options.nonnegative_float, metavar="S",
                    help="a missing seq counts as lost after S seconds even without a health message (default 600)")  # fmt: skip
 
 
@@ -331,8 +329,8 @@ def register(sub):
     p.add_argument("--prefix", default="streetnode", help="topic prefix (default streetnode)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--once", action="store_true", help="listen --settle seconds, print one table and exit")
-    g.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
-    p.add_argument("--settle", type=float, default=3.0, metavar="S", help="how long --once listens (default 3)")
+    g.add_argument("--duration", type=options.positive_float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--settle", type=options.positive_float, default=3.0, metavar="S", help="how long --once listens (default 3)")
     p.add_argument("--capture", metavar="FILE", help="append every message and alert to FILE (JSON lines) for report")
     add_alert_options(p)
     p.set_defaults(func=main)

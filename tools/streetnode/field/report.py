@@ -19,7 +19,8 @@ import time
 from datetime import datetime, timezone
 
 from streetnode.field import fleetwatch
-from streetnode.common import mqtt
+from streetnode.common import mqtt, options
+from streetnode.common.errors import UsageError
 from streetnode.field.capture import CaptureWriter, LiveSource, read_capture, retained
 from streetnode.field.monitor import fleet_topics
 
@@ -228,14 +229,17 @@ def _listen(args, opts, out_dir):
 def main(args, out=None):
     out = out or sys.stdout
     if bool(args.capture) == bool(args.broker):
-        raise ValueError("give either --capture FILE or --broker HOST:PORT with --duration")
+        raise UsageError("give either --capture FILE or --broker HOST:PORT with --duration")
     if args.broker and not args.duration:
-        raise ValueError("--broker needs --duration S (how long to listen)")
+        raise UsageError("--broker needs --duration S (how long to listen)")
     opts = mqtt.BrokerOptions.from_args(args, required=False)
-    since = parse_time(args.since) if args.since else None
-    until = parse_time(args.until) if args.until else None
+    try:
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+    except ValueError as e:
+        raise UsageError(str(e))
     if since is not None and until is not None and since > until:
-        raise ValueError("--since is after --until")
+        raise UsageError("--since is after --until")
     path = args.capture or _listen(args, opts, args.out)
     messages = load(path, since, until)
     summary = summarise(messages, args.prefix.rstrip("/"))
@@ -275,7 +279,7 @@ def register(sub):
     )
     p.add_argument("--capture", metavar="FILE", help="a capture file (JSON lines) of streetnode monitor")
     mqtt.add_broker_options(p, required=False, help_broker="listen to the broker instead (with --duration)")
-    p.add_argument("--duration", type=float, metavar="S", help="how long to listen with --broker")
+    p.add_argument("--duration", type=options.positive_float, metavar="S", help="how long to listen with --broker")
     p.add_argument("--prefix", default="streetnode", help="topic prefix (default streetnode)")
     p.add_argument("--since", metavar="T", help="only messages that arrived at or after T")
     p.add_argument("--until", metavar="T", help="only messages that arrived at or before T")
