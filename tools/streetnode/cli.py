@@ -8,7 +8,7 @@ import sys
 from streetnode import __version__
 from streetnode.common import errors, mqtt, options
 from streetnode.technician import bundle, deploy, flash, gateway, provision
-from streetnode.field import check, monitor, report, serve
+from streetnode.field import check, cmd, logs, monitor, report, retire, serve
 from streetnode.integrator import bridge
 
 
@@ -115,7 +115,7 @@ def build_parser():
     # The technician's commands in the order of the job, then the field crew's, then the
     # integrator's: each
     # module defines its subcommand (options, --help examples, exit codes) in register().
-    for module in (provision, bundle, flash, deploy, gateway, check, monitor, report, serve, bridge):
+    for module in (provision, bundle, flash, deploy, gateway, check, monitor, cmd, logs, retire, report, serve, bridge):
         module.register(sub)
     for parser in options.walk(p):
         if parser is not p:

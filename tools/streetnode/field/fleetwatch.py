@@ -342,6 +342,7 @@ class Fleet:
         self.opt = dict(DEFAULTS)
         self.opt.update(options)
         self.nodes = {}
+        self.retired = set()  # node ids to leave out (the register marks them retired)
         self.events = []  # not yet handed out by tick()/take_events()
         self.messages = 0
         self.malformed = 0
@@ -371,6 +372,8 @@ class Fleet:
         if where is None:
             return None
         node_id, kind = where
+        if node_id in self.retired:
+            return None
         if kind not in ("status", "data", "health", "cmd/result"):
             return None  # commands going in, or topics of other tools
         self.messages += 1

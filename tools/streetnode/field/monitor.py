@@ -259,6 +259,10 @@ def main(args, out=None):
     opts = mqtt.BrokerOptions.from_args(args)
     prefix = args.prefix.rstrip("/")
     fleet = fleetwatch.Fleet(prefix, **fleet_options(args))
+    if args.register:
+        from streetnode.field.retire import retired as retired_nodes
+
+        fleet.retired = retired_nodes(args.register)
     src = LiveSource(opts, fleet_topics(prefix), name="streetnode-monitor")
     capture = CaptureWriter(args.capture) if args.capture else None
     try:
@@ -332,6 +336,8 @@ def register(sub):
     g.add_argument("--duration", type=options.positive_float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
     p.add_argument("--settle", type=options.positive_float, default=3.0, metavar="S", help="how long --once listens (default 3)")
     p.add_argument("--capture", metavar="FILE", help="append every message and alert to FILE (JSON lines) for report")
+    p.add_argument("--register", metavar="FILE", help="fleet-register.csv: leave out the nodes it marks retired "
+                   "(streetnode retire)")  # fmt: skip
     add_alert_options(p)
     p.set_defaults(func=main)
     return p

@@ -49,9 +49,11 @@ def load(path, since=None, until=None):
     return list(read_capture(path, since, until))
 
 
-def summarise(messages, prefix="streetnode"):
-    """The report's numbers, from (topic, payload, t) messages in arrival order."""
+def summarise(messages, prefix="streetnode", retired=()):
+    """The report's numbers, from (topic, payload, t) messages in arrival order; the nodes in
+    `retired` left out."""
     fleet = fleetwatch.Fleet(prefix, gap_grace_s=0.0)
+    fleet.retired = set(retired)
     series = {}  # node -> quantity -> sensor -> [(time, value)]
     boot_counts = {}  # node -> boot counts in the order seen (status and health), never falling
     first_t = last_t = None
@@ -242,7 +244,12 @@ def main(args, out=None):
         raise UsageError("--since is after --until")
     path = args.capture or _listen(args, opts, args.out)
     messages = load(path, since, until)
-    summary = summarise(messages, args.prefix.rstrip("/"))
+    gone = set()
+    if args.register:
+        from streetnode.field.retire import retired as retired_nodes
+
+        gone = retired_nodes(args.register)
+    summary = summarise(messages, args.prefix.rstrip("/"), gone)
     if not summary["nodes"]:
         raise ValueError("no node messages in %s%s" % (path, " in that time range" if since or until else ""))
     pngs = write(summary, args.out, plots=not args.no_plots)
@@ -281,6 +288,7 @@ def register(sub):
     mqtt.add_broker_options(p, required=False, help_broker="listen to the broker instead (with --duration)")
     p.add_argument("--duration", type=options.positive_float, metavar="S", help="how long to listen with --broker")
     p.add_argument("--prefix", default="streetnode", help="topic prefix (default streetnode)")
+    p.add_argument("--register", metavar="FILE", help="fleet-register.csv: leave out the nodes it marks retired")
     p.add_argument("--since", metavar="T", help="only messages that arrived at or after T")
     p.add_argument("--until", metavar="T", help="only messages that arrived at or before T")
     p.add_argument("--out", default="streetnode-report", metavar="DIR", help="output directory (default streetnode-report)")
