@@ -220,6 +220,7 @@ class MQTTLink:
         self.clean_session = clean_session
         self.status = dict(status or {})
         self.on_cmd = on_cmd
+        self.unix_time = None  # the node's clock (firmware/net.py), so a status says when it was set
         self._timeout_ms = int(timeout_s * 1000)
         self._base_ms = backoff_base_ms
         self._cap_ms = backoff_cap_ms
@@ -272,6 +273,9 @@ class MQTTLink:
         d = dict(self.status)
         d["state"] = state
         d["broker"] = self.broker
+        # When: a retained status (or the will, armed at connect) is how a field tool that
+        # subscribes later tells a node gone for an hour from one gone for a second.
+        d["ts"] = self.unix_time() if self.unix_time is not None else None
         return json.dumps(d).encode()
 
     # -- public calls

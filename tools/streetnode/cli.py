@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from streetnode import __version__
-from streetnode.common import errors, mqtt
+from streetnode.common import errors, mqtt, options
 from streetnode.technician import bundle, deploy, flash, gateway, provision
-from streetnode.field import check, monitor, report, serve
+from streetnode.field import check, cmd, logs, monitor, report, retire, serve
 from streetnode.integrator import bridge
 from streetnode.security import broker_config
 
@@ -119,14 +119,23 @@ def build_parser():
     # The technician's commands in the order of the job, then the field crew's, then the
     # integrator's: each
     # module defines its subcommand (options, --help examples, exit codes) in register().
-    for module in (provision, bundle, flash, deploy, gateway, check, monitor, report, serve, bridge, broker_config):
+    for module in (provision, bundle, flash, deploy, gateway, check, monitor, cmd, logs, retire, report, serve, bridge,
+                   broker_config):
         module.register(sub)
+    for parser in options.walk(p):
+        if parser is not p:
+            parser.set_defaults(_parser=parser)  # a UsageError prints this subcommand's usage
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return errors.run(args)
+    """Exit codes: 0 ok, 1 failed, 2 usage error (argparse's, and every UsageError a
+    command raises, with that subcommand's usage), 3-6 per command."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would show the top-level usage: show the subcommand's own
+        getattr(args, "_parser", parser).error("unrecognized arguments: %s" % " ".join(extra))
+    return errors.run(args, before=options.check_broker_syntax)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import ssl
 import threading
 import time
 
-from streetnode.common.errors import EXIT_FAILED, Failure
+from streetnode.common.errors import EXIT_FAILED, Failure, UsageError
 
 DEFAULT_PORT = 1883
 DEFAULT_TLS_PORT = 8883
@@ -122,10 +122,10 @@ def check_plaintext_password(opts):
     for host, port in opts.hosts:  # every broker of a failover list
         address = _address(host, port)
         if port == DEFAULT_TLS_PORT:
-            raise ValueError("port %d is MQTT over TLS: add --tls (and --ca FILE) or the password for %s would go to "
+            raise UsageError("port %d is MQTT over TLS: add --tls (and --ca FILE) or the password for %s would go to "
                              "%s in clear" % (DEFAULT_TLS_PORT, opts.user, address))
         if not is_loopback(host) and not opts.allow_plaintext_password:
-            raise ValueError("the password for %s would cross the network in clear to %s: add --tls (and --ca FILE), "
+            raise UsageError("the password for %s would cross the network in clear to %s: add --tls (and --ca FILE), "
                              "or --allow-plaintext-password if that network is trusted" % (opts.user, address))
 
 
@@ -149,22 +149,26 @@ class BrokerOptions:
     def from_args(cls, args, required=True, defaults=None):
         """From add_broker_options' arguments. What the command line leaves out comes from
         `defaults` (a BrokerOptions, e.g. the node's own broker settings); None when there is
-        neither a --broker nor defaults and the broker is not required."""
+        neither a --broker nor defaults and the broker is not required. Options that do not go
+        together are a UsageError (exit 2); an unreadable password file a ValueError."""
         get = lambda name: getattr(args, name, None)  # noqa: E731
         d = defaults
         if not get("broker") and d is None:
             if required:
-                raise ValueError("--broker HOST[:PORT] is required")
+                raise UsageError("--broker HOST[:PORT] is required")
             if get("tls") or get("ca") or get("cert") or get("user") or get("password_file") or get(
                     "allow_plaintext_password"):
-                raise ValueError("--tls, --ca, --cert, --user, --password-file and --allow-plaintext-password go with "
+                raise UsageError("--tls, --ca, --cert, --user, --password-file and --allow-plaintext-password go with "
                                  "--broker")
             return None
         if bool(get("cert")) != bool(get("key")):
-            raise ValueError("--cert and --key go together (the client certificate and its private key)")
+            raise UsageError("--cert and --key go together (the client certificate and its private key)")
         tls = bool(get("tls") or get("ca") or get("cert") or (d is not None and d.tls))
         if get("broker"):
-            hosts = parse_brokers(get("broker"), tls)
+            try:
+                hosts = parse_brokers(get("broker"), tls)
+            except ValueError as e:
+                raise UsageError(str(e))
         else:
             hosts = [(h, p if d.tls == tls else None) for h, p in d.hosts]
         ca, ca_data = (get("ca"), None) if get("ca") else ((d.ca, d.ca_data) if d is not None else (None, None))
@@ -172,7 +176,7 @@ class BrokerOptions:
         if get("user"):
             user, password = get("user"), read_password(get("password_file"))
         elif get("password_file"):
-            raise ValueError("--password-file goes with --user (MQTT sends no password alone)")
+            raise UsageError("--password-file goes with --user (MQTT sends no password alone)")
         else:
             user, password = (d.user, d.password) if d is not None else (None, None)
         allow = bool(get("allow_plaintext_password") or (d is not None and d.allow_plaintext_password))

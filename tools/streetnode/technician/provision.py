@@ -207,6 +207,28 @@ def add_to_register(path, row):
     write_atomic(path, out.getvalue(), 0o644)
 
 
+def mark_retired(path, node_id, when):
+    """Set the `retired` column of node_id's row to `when` (streetnode retire), under the
+    register's lock and atomically, keeping every other column."""
+    path = Path(path)
+    with register_lock(path):
+        rows = read_register(path)
+        fields = list(REGISTER_FIELDS)
+        for r in rows:
+            fields += [k for k in r if k not in fields and k is not None]
+        if "retired" not in fields:
+            fields.append("retired")
+        for r in rows:
+            if (r.get("id") or "").strip().lower() == node_id:
+                r["retired"] = when
+        out = io.StringIO()
+        w = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+        write_atomic(path, out.getvalue(), 0o644)
+
+
 def check_new_id(rows, node_id, path):
     for r in rows:
         if (r.get("id") or "").strip().lower() == node_id:
