@@ -4,6 +4,8 @@
 #
 #   from firmware.ota import ed25519
 #   ed25519.verify(public_key, message, signature)   # True or False, never raises
+#   v = ed25519.Verification(public_key, signature); v.update(piece) ...; v.result()
+#                                    # the same in steps, for a loop with a time budget
 #
 # The check is the cofactorless one RFC 8032 §5.1.7 allows and OpenSSL, libsodium and
 # `cryptography` make: encode([S]B - [k]A) == R, with k = SHA-512(R || A || M) mod L.
@@ -181,35 +183,63 @@ def _double_mult(s, tb, k, ta):
     return r
 
 
+class Verification:
+    """verify() in two steps, for a node that must keep sampling while it checks: feed the
+    message with update() in pieces (SHA-512 is the slow part on MicroPython, about
+    linear in the message), then result() does the curve arithmetic once. Malformed keys
+    or signatures make result() False, never an exception.
+
+        v = Verification(public_key, signature)
+        v.update(chunk) ...      # any number of pieces
+        v.result()               # True or False
+    """
+
+    def __init__(self, public_key, signature):
+        self.ok = (isinstance(public_key, (bytes, bytearray)) and len(public_key) == 32
+                   and isinstance(signature, (bytes, bytearray)) and len(signature) == 64)  # fmt: skip
+        self.public_key = bytes(public_key) if self.ok else b""
+        self.signature = bytes(signature) if self.ok else b""
+        self.hash = sha512.new(self.signature[:32])
+        self.hash.update(self.public_key)
+
+    def update(self, data):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            self.ok = False
+        elif self.ok:
+            self.hash.update(data)
+
+    def result(self):
+        global _B_TABLE
+        if not self.ok:
+            return False
+        try:
+            signature = self.signature
+            s = _int(signature[32:])
+            if s >= _L:
+                return False
+            a = _decode(self.public_key)
+            if a is None or _small_order(a):
+                return False
+            k = _int(self.hash.digest()) % _L
+            if _B_TABLE is None:
+                _B_TABLE = _table((_BX, _BY, 1, _BX * _BY % _P))
+            neg_a = ((_P - a[0]) % _P, a[1], 1, (_P - a[3]) % _P)
+            r = _double_mult(s, _B_TABLE, k, _table(neg_a))
+            return _encode(r) == signature[:32]
+        except MemoryError:
+            raise  # not a verdict on the signature: the caller reports it as such
+        except Exception:  # noqa: BLE001 - malformed input is a rejection, never an exception
+            return False
+
+
 def verify(public_key, message, signature):
     """True when `signature` (64 bytes) is a valid Ed25519 signature of `message` (bytes)
     by `public_key` (32 bytes); False for anything else, malformed input included."""
-    global _B_TABLE
     try:
-        if not isinstance(public_key, (bytes, bytearray)) or len(public_key) != 32:
-            return False
-        if not isinstance(signature, (bytes, bytearray)) or len(signature) != 64:
-            return False
-        if not isinstance(message, (bytes, bytearray, memoryview)):
-            return False
-        public_key = bytes(public_key)
-        signature = bytes(signature)
-        s = _int(signature[32:])
-        if s >= _L:
-            return False
-        a = _decode(public_key)
-        if a is None or _small_order(a):
-            return False
-        h = sha512.new(signature[:32])
-        h.update(public_key)
-        h.update(message)
-        k = _int(h.digest()) % _L
-        if _B_TABLE is None:
-            _B_TABLE = _table((_BX, _BY, 1, _BX * _BY % _P))
-        neg_a = ((_P - a[0]) % _P, a[1], 1, (_P - a[3]) % _P)
-        r = _double_mult(s, _B_TABLE, k, _table(neg_a))
-        return _encode(r) == signature[:32]
+        v = Verification(public_key, signature)
+        v.update(message)
+        return v.result()
     except MemoryError:
-        raise  # not a verdict on the signature: the caller reports it as such
-    except Exception:  # noqa: BLE001 - malformed input is a rejection, never an exception
+        raise
+    except Exception:  # noqa: BLE001
         return False

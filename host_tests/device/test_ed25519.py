@@ -192,3 +192,21 @@ def test_sha512_digest_leaves_the_state_alone():
     assert h.digest() == first
     h.update(b"c")
     assert h.hexdigest() == sha512.SHA512(b"abc").hexdigest()
+
+
+def test_verification_in_pieces_is_the_same():
+    pk, msg, sig = _vector(15)  # 1000 bytes
+    for piece in (1, 13, 128, 1000):
+        v = ed25519.Verification(pk, sig)
+        for i in range(0, len(msg), piece):
+            v.update(msg[i : i + piece])
+        assert v.result() is True, piece
+    v = ed25519.Verification(pk, sig)
+    v.update(msg[:-1])
+    assert v.result() is False
+    v = ed25519.Verification(pk, sig)
+    v.update(msg)
+    v.update("text")  # a wrong type spoils it
+    assert v.result() is False
+    assert ed25519.Verification(pk[:31], sig).result() is False
+    assert ed25519.Verification(pk, None).result() is False
