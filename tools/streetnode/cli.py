@@ -11,6 +11,7 @@ from streetnode.technician import bundle, deploy, flash, gateway, provision
 from streetnode.field import check, cmd, logs, monitor, report, retire, serve
 from streetnode.integrator import bridge
 from streetnode.security import broker_config
+from streetnode.ota import keys as ota_keys, release as ota_release
 
 
 def _demo(args):
@@ -119,8 +120,8 @@ def build_parser():
     # The technician's commands in the order of the job, then the field crew's, then the
     # integrator's: each
     # module defines its subcommand (options, --help examples, exit codes) in register().
-    for module in (provision, bundle, flash, deploy, gateway, check, monitor, cmd, logs, retire, report, serve, bridge,
-                   broker_config):
+    for module in (ota_keys, provision, bundle, ota_release, flash, deploy, gateway, check, monitor, cmd, logs, retire,
+                   report, serve, bridge, broker_config):
         module.register(sub)
     for parser in options.walk(p):
         if parser is not p:
