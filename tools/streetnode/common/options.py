@@ -51,10 +51,11 @@ def check_broker_syntax(args):
     broker = getattr(args, "broker", None)
     if broker:
         try:
-            mqtt.parse_broker(broker, bool(getattr(args, "tls", False) or getattr(args, "ca", None)))
+            mqtt.parse_brokers(broker, bool(getattr(args, "tls", False) or getattr(args, "ca", None)))
         except ValueError as e:
             raise UsageError(str(e))
-    if bool(getattr(args, "cert", None)) != bool(getattr(args, "key", None)):
+    # only where --cert is a broker option (release's --key is its signing key)
+    if hasattr(args, "cert") and bool(getattr(args, "cert", None)) != bool(getattr(args, "key", None)):
         raise UsageError("--cert and --key go together (the client certificate and its private key)")
 
 
