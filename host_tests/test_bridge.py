@@ -401,7 +401,7 @@ def test_server_stopped_for_a_minute_then_started_loses_nothing_and_counts_nothi
     assert back >= OUTAGE_S - 15, out[-2000:]  # the bridge saw the server gone for about the minute
     status = bridge_status(broker, "outage")
     assert status["state"] == "online" and status["targets"]["sensorthings"]["retried"] >= 1
-    # Seen once in four runs here: 2 readings dead-lettered around the restart although
+    # Seen in a run of this 60 s version: 2 readings dead-lettered around the restart although
     # they are at the server (checked above: every seq once). Open (reported): a refusal
     # the bridge took for good that was not; nothing is lost either way.
     dead = outage.bridge.dead_letters()
