@@ -104,13 +104,19 @@ def test_virtual_board_answers_mpremote(tmp_path):
         assert p.returncode == 0, p.stderr
         return p.stdout
 
-    with VirtualBoard(tmp_path / "flash") as board:
-        (tmp_path / "flash" / "main.py").write_text("import time\nprint('main runs')\nwhile True:\n    time.sleep_ms(10)\n")
+    board = VirtualBoard(tmp_path / "flash")
+    assert (tmp_path / "flash" / "flash.img").stat().st_size == 2 * 1024 * 1024  # LittleFS, the ESP32's partition
+    board.write("main.py", "import time\nprint('main runs')\nwhile True:\n    time.sleep_ms(10)\n")
+    with board:
+        board.wait_console("main runs")
         board.power_cut()
         board.power_on()
-        board.wait_console("main runs")
+        board.wait_console("main runs", start=board.console().index("main runs") + 1)
         mpremote("fs", "cp", str(src), ":hello.py")  # Ctrl-C stops main.py, soft reset, raw REPL
-        assert (tmp_path / "flash" / "hello.py").read_bytes() == src.read_bytes()
+        assert board.read("hello.py") == src.read_bytes()
+        assert sorted(mpremote("exec", "import os; print(sorted(os.listdir('/')))").strip()[2:-2].split("', '")) == [
+            "hello.py", "main.py"]  # the board's root is its flash, nothing of the host's
+        assert mpremote("exec", "import os; s = os.statvfs('/'); print(s[0] * s[2])").strip() == str(2 * 1024 * 1024)
         assert hashlib.sha256(src.read_bytes()).hexdigest() in mpremote("fs", "sha256sum", ":hello.py")
         assert mpremote("exec", "import hello").strip() == "hello from flash"
         assert mpremote("exec", "import machine; print(machine.reset_cause())").strip() == str(PWRON_RESET)
@@ -132,9 +138,9 @@ def test_virtual_board_deep_sleep_and_sys_exit_reboot_it(tmp_path):
         "    sys.exit()\n"
         "print('done')\n"
     )
-    (tmp_path / "flash").mkdir()
-    (tmp_path / "flash" / "main.py").write_text(main)
-    with VirtualBoard(tmp_path / "flash") as board:
+    board = VirtualBoard(tmp_path / "flash")
+    board.write("main.py", main)
+    with board:
         board.wait_console("done")
         # woken from deep sleep with its cause; sys.exit() in main.py soft-reboots (cause kept)
         assert board.boots == [("run", 1), ("run", 4), ("run", 4)]
@@ -144,10 +150,10 @@ def test_virtual_board_deep_sleep_and_sys_exit_reboot_it(tmp_path):
 
 def test_blank_board_deploy_publishes_then_second_deploy_copies_nothing(mosquitto, tmp_path, v1):
     config = _config(tmp_path, mosquitto)
-    flash = tmp_path / "flash"
+    board_dir = tmp_path / "flash"
     col = Collector(mosquitto)
     try:
-        with VirtualBoard(flash) as board:
+        with VirtualBoard(board_dir) as board:
             proc = _deploy(board, config, v1, *_online(mosquitto))
             assert proc.returncode == 0, proc.stderr + proc.stdout
             n = len(_app_files(v1)) + 1  # the slot's files and its manifest
@@ -155,6 +161,7 @@ def test_blank_board_deploy_publishes_then_second_deploy_copies_nothing(mosquitt
             assert proc.stdout.count("\ncopy ") == n  # plain progress lines without a terminal
             assert "node vb-1 is online (fw 0.1.0) and published reading seq 1" in proc.stdout
             col.wait(lambda: 1 in col.seqs("vb-1"), 15, "seq 1 from the deployed node")
+            flash = board.files()
             assert (flash / "slot").read_text() == "a"
             assert _slot_matches(flash, "a", v1)
             assert (flash / "data" / "config.json").read_bytes() == config.read_bytes()
@@ -166,7 +173,7 @@ def test_blank_board_deploy_publishes_then_second_deploy_copies_nothing(mosquitt
             again = _deploy(board, config, v1, *_online(mosquitto))
             assert again.returncode == 0, again.stderr
             assert "nothing copied" in again.stdout and "copy " not in again.stdout
-            assert not (flash / "b").exists()
+            assert not (board.files() / "b").exists()
             col.wait(lambda: len(col.seqs("vb-1")) > seen + 3, 15, "readings after the second deploy")
             seqs = col.seqs("vb-1")
             assert missing(seqs) == [] and min(seqs) == 1  # data/ survived: seq goes on, no gap
@@ -179,14 +186,14 @@ def test_a_node_that_cannot_start_reboots_instead_of_sitting_at_the_repl(mosquit
     is printed and the board resets after a pause, so a lamp-post node retries by itself
     and its rising boot count shows the loop."""
     config = _config(tmp_path, mosquitto)
-    flash = tmp_path / "flash"
-    with VirtualBoard(flash) as board:
+    board_dir = tmp_path / "flash"
+    with VirtualBoard(board_dir) as board:
         proc = _deploy(board, config, v1, "--no-reset")
         assert proc.returncode == 0, proc.stderr + proc.stdout
         board.power_cut()
         for name in ("config.json", "config.good.json"):
-            if (flash / "data" / name).exists():
-                (flash / "data" / name).unlink()
+            board.remove("data/" + name)
+        assert not board.exists("data/config.json")
         board.power_on()
         board.wait_console("ConfigError: config.json: missing")
         board.wait_console("node failed to start; rebooting in 10 s")
@@ -209,10 +216,10 @@ CUTS = {
 def test_interrupted_deploy_boots_previous_version_then_next_deploy_completes(mosquitto, tmp_path, v1, v2, cut):
     config = _config(tmp_path, mosquitto)
     config2 = _config(tmp_path, mosquitto, name="lamp2.json", site="Siegen, Sandstrasse")
-    flash = tmp_path / "flash"
+    board_dir = tmp_path / "flash"
     col = Collector(mosquitto)
     try:
-        with VirtualBoard(flash) as board:
+        with VirtualBoard(board_dir) as board:
             assert _deploy(board, config, v1).returncode == 0
             col.wait(lambda: len(col.seqs("vb-1")) >= 3, 15, "v1 publishing")
 
@@ -241,6 +248,7 @@ def test_interrupted_deploy_boots_previous_version_then_next_deploy_completes(mo
             seen = len(col.seqs("vb-1"))
             board.power_on()  # the technician plugs the cable back in
             col.wait(lambda: len(col.seqs("vb-1")) > seen + 3, 20, "the previous version publishing again")
+            flash = board.files()
             assert (flash / "slot").read_text() == "a" and _slot_matches(flash, "a", v1)
             assert VARIANT not in board.console()
             assert not (flash / "maint").exists()  # a power-on never leaves the board idle
@@ -260,6 +268,7 @@ def test_interrupted_deploy_boots_previous_version_then_next_deploy_completes(mo
                 assert there > 0 and copied > 0
             else:  # only what differs from the running version travels; the rest is copied on the board
                 assert copied == _differing(v1, v2) + 1 and reused == len(_app_files(v2)) - _differing(v1, v2)
+            flash = board.files()
             assert (flash / "slot").read_text() == "b" and _slot_matches(flash, "b", v2)
             assert (flash / "data" / "config.json").read_bytes() == config2.read_bytes()
             board.wait_console(VARIANT)
@@ -409,4 +418,4 @@ def test_ca_file_installed_and_wait_online_uses_the_nodes_credentials(tmp_path, 
         p = _deploy(board, config, v1, "--no-reset")
         assert p.returncode == 0, p.stderr
         assert "installed data/ca.der" in p.stdout
-        assert (tmp_path / "flash2" / "data" / "ca.der").read_bytes() == der
+        assert board.read("data/ca.der") == der

@@ -1,16 +1,20 @@
 """A virtual MicroPython board for the tests: the real unix-port interpreter behind a
-pseudo-terminal, its flash a folder, answering mpremote's raw REPL like a board on USB.
+pseudo-terminal, its flash a board's flash (LittleFS v2 of the ESP32-DevKitC's 2 MiB in
+DIR/flash.img, hal/sim/flash.py), answering mpremote's raw REPL like a board on USB.
 
-    with VirtualBoard(tmp_path / "flash") as board:
+    with VirtualBoard(tmp_path / "board") as board:
         subprocess.run(["mpremote", "connect", board.port, "fs", "ls"])
+        board.read("main.py"); board.files()   # the flash seen from the host
         board.power_cut(); board.power_on()
+    VirtualBoard(DIR, flash_size=None)        # the directory itself as the flash
 
 How it stands in for a board:
 - The port (`board.port`, a /dev/pts/N) belongs to a pty pair the harness keeps for the
   board's whole life, so the path stays the same across reboots and mpremote (or deploy)
   can reconnect. The harness relays bytes between that pair and the interpreter's own pty.
-- A boot runs the interpreter in the flash folder (its cwd, so relative paths are the
-  board's root) with sys.path as on a board ('', .frozen, lib), runs boot.py, then main.py,
+- A boot mounts the image at / (so / is the board's flash and nothing of the host's is
+  seen; an image that does not mount is set aside and formatted, with a report on the
+  console) and runs with sys.path as on a board ('', .frozen, lib): boot.py, then main.py,
   then stays at the REPL (`micropython -i`). Ctrl-C from the host reaches the interpreter
   as SIGINT (its pty is the controlling terminal, ISIG on), so it interrupts main.py and
   leaves the REPL, as on a board.
@@ -24,8 +28,8 @@ How it stands in for a board:
   the board again (after ms for a deep sleep) with reset_cause() telling the firmware why;
   sys.exit() in main.py soft-reboots it, as on a board. (`-i` would otherwise hold the
   process at its REPL after a SystemExit: the harness ends it on the note.)
-- power_cut() kills the interpreter with SIGKILL at any instant (files half written stay
-  half written); power_on() boots it again. Bytes sent to a board that is off are lost;
+- power_cut() kills the interpreter with SIGKILL at any instant (a block of the flash
+  can be left half programmed, as a power cut leaves it); power_on() boots it again. Bytes sent to a board that is off are lost;
   bytes sent while it boots are delivered once the interpreter runs.
 """
 
@@ -43,6 +47,11 @@ import tty
 from pathlib import Path
 
 from streetnode.common import mpy
+from streetnode.common.paths import REPO
+from streetnode.sim.flashimg import FlashImage
+
+IMAGE_NAME = "flash.img"  # hal/sim/flash.IMAGE_NAME
+ESP32_VFS_BYTES = 2 * 1024 * 1024  # hal/sim/flash.ESP32_VFS_BYTES: the ESP32-DevKitC's VFS partition
 
 PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5  # ESP32's values
 _READY = b"\x00vboard-up\x00"  # first bytes of each boot, stripped: the interpreter runs
@@ -53,14 +62,20 @@ _MACHINE = """\
 # machine for the virtual board (stands in for the board's built-in module)
 import time
 PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
-_FLAG = %(flag)r
+# Opened at import, before the board's flash is mounted at / (the host's files are gone
+# then): why the script left, one line; the harness acts on a whole line only.
+_left = open(%(flag)r, "w")
+_said = False
 def reset_cause():
     return %(cause)d
+def _say(why):
+    global _said
+    if not _said:
+        _said = True
+        _left.write(why + "\\n")
+        _left.flush()
 def _leave(why):
-    import os
-    with open(_FLAG + ".tmp", "w") as f:
-        f.write(why)
-    os.rename(_FLAG + ".tmp", _FLAG)  # the harness sees the whole reason or none
+    _say(why)
     raise SystemExit(0)
 def reset():
     _leave("reset")
@@ -82,7 +97,22 @@ _BOOT = """\
 # what a board's firmware does at each boot, for the virtual board
 import sys
 sys.stdout.write(%(ready)r)
-sys.path[:] = ["", ".frozen", "lib", %(rom)r]
+sys.path[:] = [%(rom)r, %(repo)r]
+import machine
+if %(image)r:
+    # The board's flash: LittleFS v2 in the image, mounted at / as a board's boot does
+    # (formatted afresh and reported when it does not mount); the host's files are gone.
+    import os
+    from hal.sim import flash as _flash
+    _dev, _report = _flash.mount(%(image)r, "/")
+    os.chdir("/")
+    for _m in list(sys.modules):
+        if _m == "hal" or _m.startswith("hal."):
+            del sys.modules[_m]  # the board's own hal (in its slot) is the one its code imports
+    del _m, _flash
+    if _report:
+        print(_report)
+sys.path[:] = ["", ".frozen", "lib"] + ([] if %(image)r else [%(rom)r])
 def _run(name):
     try:
         f = open(name)
@@ -96,13 +126,7 @@ try:
     if %(main)r:
         _run("main.py")
 except SystemExit:  # sys.exit() in main.py: a board soft-resets (the harness reboots us)
-    import os
-    try:
-        os.stat(%(flag)r)
-    except OSError:
-        with open(%(flag)r + ".tmp", "w") as f:
-            f.write("exit")
-        os.rename(%(flag)r + ".tmp", %(flag)r)
+    machine._say("exit")
     raise
 except KeyboardInterrupt as e:
     sys.print_exception(e)
@@ -130,9 +154,17 @@ def _controlling_terminal():
 
 
 class VirtualBoard:
-    def __init__(self, flash, heap="512k", env=None):
+    def __init__(self, flash, heap="512k", env=None, flash_size=ESP32_VFS_BYTES):
+        """flash: the board's directory. flash_size: its flash, LittleFS v2 of that many
+        bytes in flash/flash.img (made and formatted when missing; default the ESP32-DevKitC's
+        VFS partition); None: the directory itself is the flash (host-directory mode)."""
         self.flash = Path(flash)
         self.flash.mkdir(parents=True, exist_ok=True)
+        self.image = None
+        if flash_size is not None:
+            self.image = FlashImage(self.flash / IMAGE_NAME)
+            if not self.image.exists():
+                self.image.format(flash_size)
         self.heap = heap
         self.env = env or {}
         self.rom = Path(tempfile.mkdtemp(prefix="vboard-rom-"))
@@ -227,15 +259,70 @@ class VirtualBoard:
         with self._lock:
             return self._proc is not None and self._proc.poll() is None
 
+    # -- the flash, seen from the host ------------------------------------------------------
+    # Reads run while the board runs (LittleFS commits are atomic: a reader sees the last
+    # commit); writes only while it is off (one file system, one writer).
+
+    def read(self, name):
+        """A file's bytes, or None when the flash has no such file."""
+        if self.image is None:
+            p = self.flash / name
+            return p.read_bytes() if p.is_file() else None
+        return self.image.get_bytes(name)
+
+    def exists(self, name):
+        return self.read(name) is not None
+
+    def files(self):
+        """A host copy of everything on the flash (a fresh directory each call)."""
+        if self.image is None:
+            return self.flash
+        return self.image.pull(tempfile.mkdtemp(prefix="vboard-flash-", dir=str(self.flash)))
+
+    def _off(self, what):
+        if self.running():
+            raise RuntimeError("%s: the board is running (power_cut() it first)" % what)
+
+    def write(self, name, data):
+        self._off("write %s" % name)
+        data = data.encode() if isinstance(data, str) else data
+        if self.image is None:
+            (self.flash / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.flash / name).write_bytes(data)
+        else:
+            self.image.put_bytes(name, data)
+
+    def remove(self, name):
+        """Delete a file if it is there."""
+        self._off("remove %s" % name)
+        if self.image is None:
+            if (self.flash / name).exists():
+                (self.flash / name).unlink()
+        elif self.exists(name):
+            self.image.remove(name)
+
+    def df(self):
+        """{"size", "free", "used"} bytes of the board's flash (LittleFS only)."""
+        return self.image.df()
+
     # -- the interpreter ---------------------------------------------------------------
+
+    def _left(self):
+        """Why the script left (machine.reset(), deepsleep, sys.exit), once said in full."""
+        try:
+            text = self._flag.read_text()
+        except OSError:
+            return None
+        return text.strip() if text.endswith("\n") else None
 
     def _boot(self, mode, cause):
         (self.rom / "machine.py").write_text(_MACHINE % {"flag": str(self._flag), "cause": cause})
-        (self.rom / "_vboard.py").write_text(
-            _BOOT % {"ready": _READY.decode(), "rom": str(self.rom), "main": mode == "run", "flag": str(self._flag)}
-        )
+        (self.rom / "_vboard.py").write_text(_BOOT % {
+            "ready": _READY.decode(), "rom": str(self.rom), "main": mode == "run", "repo": str(REPO),
+            "image": str(self.image.path) if self.image else "",
+        })  # fmt: skip
         if self._flag.exists():
-            self._flag.unlink()
+            self._flag.unlink()  # machine.py opens it afresh
         board_fd, slave = os.openpty()
         _board_termios(slave)
         env = dict(os.environ, MICROPYPATH=".frozen")
@@ -272,7 +359,7 @@ class VirtualBoard:
     def _ended(self):
         """The interpreter process ended by itself: boot again as the board would."""
         rc = self._proc.poll()  # None: it left by machine.reset()/sys.exit() and `-i` holds it at a REPL
-        why = self._flag.read_text() if self._flag.exists() else ""
+        why = self._left() or ""
         self._drain()
         self._kill()
         if not self._powered:
@@ -392,7 +479,7 @@ class VirtualBoard:
                         data = b""
                     if data:
                         self._from_board(data)
-                if self._proc is not None and (self._proc.poll() is not None or self._flag.exists()):
+                if self._proc is not None and (self._proc.poll() is not None or self._left()):
                     self._ended()
                 if self._proc is None and self._wake_at is not None and time.monotonic() >= self._wake_at:
                     self._wake_at = None

@@ -93,7 +93,11 @@ def fleet_hour(broker, sta_url, nodes, readings_per_node, state_dir):
         pub.connect(broker.host, broker.port)
         pub.loop_start()
         start = time.perf_counter()
+        samples = []  # (readings published, VmRSS KiB): does the memory grow with the traffic or settle?
+        every = max(1, readings_per_node // 8)
         for seq in range(1, readings_per_node + 1):
+            if seq % every == 0:
+                samples.append((seq * nodes, rss_kib(proc.pid)))
             infos = []
             for n in range(nodes):
                 body = {"seq": seq, "ts": 1764590000 + seq * 10, "synced": True,
@@ -108,7 +112,8 @@ def fleet_hour(broker, sta_url, nodes, readings_per_node, state_dir):
         rss_end = rss_kib(proc.pid)
         pub.loop_stop()
         pub.disconnect()
-        return total, seconds, rss_start, rss_end, dict(status)
+        samples.append((total, rss_end))
+        return total, seconds, rss_start, rss_end, dict(status), samples
     finally:
         watch.loop_stop()
         watch.disconnect()
@@ -134,7 +139,7 @@ def main(argv=None):
         rates = target_rates(sta.url, args.readings, args.batch_size)
         per_node = int(args.hour_s / args.interval)
         os.makedirs(os.path.join(tmp, "bridge"))
-        total, seconds, rss0, rss1, status = fleet_hour(broker, sta.url, args.nodes, per_node, os.path.join(tmp, "bridge"))
+        total, seconds, rss0, rss1, status, samples = fleet_hour(broker, sta.url, args.nodes, per_node, os.path.join(tmp, "bridge"))
     rows = [(mode, obs, s, obs / s, req) for mode, (obs, s, req) in rates.items()]
     if args.markdown:
         print("| into django-ogc-sensorthings 1.2.0 (SQLite) | observations | s | observations/s | requests |")
@@ -149,6 +154,8 @@ def main(argv=None):
           "%.0f readings/s, %.0f observations/s" % (args.nodes, args.interval, total, total * 3, seconds, total / seconds,
                                                     total * 3 / seconds))  # fmt: skip
     print("bridge memory (VmRSS): %.1f MiB at start, %.1f MiB after the hour" % (rss0 / 1024, rss1 / 1024))
+    print("bridge memory along the hour (readings published: VmRSS MiB): %s"
+          % ", ".join("%d: %.1f" % (n, kib / 1024) for n, kib in samples))
     print("bridge status: %s" % json.dumps(status.get("targets")))
     return 0
 

@@ -13,6 +13,7 @@ Needs the test extra (pip install -e '.[test]'): django-ogc-sensorthings, Django
 
 import argparse
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from pathlib import Path
 from streetnode.common.broker import _die_with_parent, free_port
 
 SETTINGS = '''\
+import json
 import os
 from uuid import UUID
 SECRET_KEY = "streetnode-test-server-only"
@@ -33,8 +35,8 @@ ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth",
                   "sensorthings.versions.v1_1", "sensorthings.versions.v1_1.backends.django",
                   "sensorthings.versions.v1_1.extensions.dataarray"]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["STA_DB"],
-                         "OPTIONS": {"timeout": 20}}}
+DATABASES = {"default": json.loads(os.environ["STA_DATABASE"]) if os.environ.get("STA_DATABASE") else
+             {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["STA_DB"], "OPTIONS": {"timeout": 20}}}
 ROOT_URLCONF = "sta_urls"
 USE_TZ = True
 SENSORTHINGS_V1_1_SERVICE_URL = os.environ["STA_URL"]
@@ -67,7 +69,11 @@ def _remove(path):
 
 
 class StaServer:
-    def __init__(self, directory=None, host="127.0.0.1", port=None, python=None, start_timeout=60.0):
+    def __init__(self, directory=None, host="127.0.0.1", port=None, python=None, start_timeout=60.0, database=None):
+        """database: Django's DATABASES["default"] (e.g. PostgreSQL: {"ENGINE":
+        "django.db.backends.postgresql", "NAME", "USER", "HOST", "PORT"}); default SQLite
+        in the directory."""
+        self.database = database
         self._own_dir = directory is None
         self.dir = Path(directory or tempfile.mkdtemp(prefix="streetnode-sta-"))
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -86,9 +92,20 @@ class StaServer:
     def _env(self):
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="sta_settings", STA_DB=str(self.db), STA_URL=self.base,
                    PYTHONPATH=str(self.dir))  # fmt: skip
+        if self.database:
+            env["STA_DATABASE"] = json.dumps(self.database)
         return env
 
     def _migrate(self):
+        if self.database:
+            marker = self.dir / "migrated"
+            if not marker.exists():
+                p = subprocess.run([self.python, "-m", "django", "migrate", "-v", "0"], cwd=self.dir, env=self._env(),
+                                   capture_output=True, text=True)  # fmt: skip
+                if p.returncode != 0:
+                    raise RuntimeError("django migrate failed: %s" % (p.stderr.strip().splitlines() or ["?"])[-1])
+                marker.write_text("")
+            return
         if self.db.exists():
             return
         tpl = _template.get(self.python)
