@@ -58,3 +58,13 @@ def test_sim_refuses_a_bad_flash_size(tmp_path):
                        cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode != 0
     assert "flash size must be a multiple of 4 KiB and at least 64 KiB" in r.stdout + r.stderr
+
+
+@pytest.mark.usefixtures("mpy_tree")
+def test_demo_runs_at_its_default_heap():
+    """`streetnode demo` as the help lists it: no options, the default heap (issue 11)."""
+    r = subprocess.run(_streetnode() + ["demo"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "MemoryError" not in r.stdout + r.stderr and "Traceback" not in r.stdout + r.stderr
+    assert len(re.findall(r"^\d\d:\d\d +-?\d+\.\d\d +\d+\.\d\d +\d+\.\d\d", r.stdout, re.M)) == 25, r.stdout
+    assert "interpreter: micropython" in r.stdout
