@@ -143,6 +143,13 @@ class Node:
         self.config_error = err
         if err:
             print("config:", err, "- running on the last good config")
+        self.board_error = None
+        if self._platform is None:
+            from hal import boards
+
+            self.board_error = boards.fits(cfg["board"], sys.platform, sys.implementation.name)
+            if self.board_error:  # its buses and pins are not this board's: nothing would work
+                return self
         self.outbox = Outbox(
             self.dir + "/outbox", max_records=cfg["outbox"]["max_records"], ack_persist_every=_ACK_PERSIST_EVERY
         )
@@ -483,10 +490,23 @@ EXIT_REBOOT = 3
 EXIT_DEEPSLEEP = 4
 
 
+def wait_for_config(why):
+    """A config for another board: say so once and wait (a reboot would only loop, the boot
+    count climbing) until a technician deploys the right config (deploy interrupts this with
+    Ctrl-C, as it stops a running node)."""
+    import time
+
+    print("streetnode: %s; not starting: deploy a config for this board (streetnode deploy)" % why)
+    while True:
+        time.sleep(60)
+
+
 def main(directory, cause=None, after_boot=None):
     """Boot and run a node from `directory`; on a board this never returns.
     `after_boot(node)`: the unix port's hook for the simulated flash (firmware/main_unix.py)."""
     node = Node(directory, cause=cause).boot()  # no usable config at all raises: the loader's fallback
+    if node.board_error:
+        return wait_for_config(node.board_error)
     if after_boot is not None:
         after_boot(node)
     how = node.run()
