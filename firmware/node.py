@@ -132,6 +132,7 @@ class Node:
         self.step_errors = 0
         self.wdt = None
         self.flash_report = None  # set by the unix port when its flash had to be formatted
+        self.kept_outboxes = []  # former node ids of this board whose outboxes wait on flash
         self._unsaved = []  # (seq, body) the outbox could not commit (a full or failing flash)
 
     # -- boot ---------------------------------------------------------------------------
@@ -150,6 +151,12 @@ class Node:
             self.board_error = boards.fits(cfg["board"], sys.platform, sys.implementation.name)
             if self.board_error:  # its buses and pins are not this board's: nothing would work
                 return self
+        from firmware.outbox import adopt
+
+        self.kept_outboxes = adopt(self.dir + "/outbox", cfg["node_id"])
+        if self.kept_outboxes:  # a re-deploy under a new id: the old id's records wait for it
+            print("outbox: records of node id(s) %s kept on flash (outbox.<id>); deploy the board under that id "
+                  "again to publish them" % ", ".join(self.kept_outboxes))
         self.outbox = Outbox(
             self.dir + "/outbox", max_records=cfg["outbox"]["max_records"], ack_persist_every=_ACK_PERSIST_EVERY
         )
@@ -328,6 +335,8 @@ class Node:
             "config_error": self.config_error,
             "step_errors": self.step_errors,
         }
+        if self.kept_outboxes:
+            extra["kept_outboxes"] = self.kept_outboxes  # former node ids whose records wait on flash
         self._flash_health(extra)
         rssi = self.net.rssi()
         if rssi is not None:
