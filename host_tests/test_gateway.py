@@ -251,3 +251,6 @@ def test_service_runs_board_pi_through_blinka(mosquitto, tmp_path):
     finally:
         _stop(proc)
         collector.close()
+    # the journal says why the sensor is not read (not only Blinka's warning), once, not per retry
+    journal = (state / "service.log").read_text()
+    assert journal.count("sensor air (bme280 on i2c1): not read") == 1, journal
