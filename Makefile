@@ -4,6 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
 
 .PHONY: demo test bench clean cluster
 
@@ -19,7 +20,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The demo needs only the runtime (no test extra): a smaller, quicker first install.
+# `make test` later adds the test extra to the same venv.
+$(RUNTIME_STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+demo: $(RUNTIME_STAMP)
 	$(VENV)/bin/streetnode sim --nodes 3 --duration 60
 
 $(CLUSTER): host_tests/cluster/package-lock.json

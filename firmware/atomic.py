@@ -31,6 +31,7 @@ _EACCES = const(13)
 _fsync = getattr(os, "fsync", None)  # CPython: per-file, makes a machine power cut safe too
 _os_sync = getattr(os, "sync", None)  # MicroPython ports that have it (absent on the unix port)
 _O_RDONLY = getattr(os, "O_RDONLY", None)
+_chmod = getattr(os, "chmod", None)  # CPython (a Pi gateway): a board's flash has no modes
 _rename = os.rename  # a test stands in a FAT-like rename here (MicroPython's os is read-only)
 
 
@@ -96,11 +97,15 @@ def replace(src, dst):
     _sync_directory(dst)
 
 
-def write(path, data):
-    """Replace the file's content with `data` (bytes or str) atomically."""
+def write(path, data, mode=None):
+    """Replace the file's content with `data` (bytes or str) atomically. `mode` (e.g.
+    0o600 for a file holding passwords) is set on the temp before it is renamed, where
+    the platform has chmod: the file is never readable by others, not even for a moment."""
     tmp = path + TMP_SUFFIX
     f = open(tmp, "wb")
     try:
+        if mode is not None and _chmod is not None:
+            _chmod(tmp, mode)
         f.write(data.encode() if isinstance(data, str) else data)
         sync(f)
     finally:

@@ -134,6 +134,7 @@ class Node:
         self.step_errors = 0
         self.wdt = None
         self.flash_report = None  # set by the unix port when its flash had to be formatted
+        self.kept_outboxes = []  # former node ids of this board whose outboxes wait on flash
         self._unsaved = []  # (seq, body) the outbox could not commit (a full or failing flash)
         self.logs = LogRing()  # the last lines printed, for the `logs` command
         self._was_connected = False
@@ -148,6 +149,19 @@ class Node:
         self.log("boot %s (reset %s), fw %s" % (self.state["boot_count"], self.state.get("reset_cause"), FW_VERSION))
         if err:
             self.log("config: %s - running on the last good config" % (err,))
+        self.board_error = None
+        if self._platform is None:
+            from hal import boards
+
+            self.board_error = boards.fits(cfg["board"], sys.platform, sys.implementation.name)
+            if self.board_error:  # its buses and pins are not this board's: nothing would work
+                return self
+        from firmware.outbox import adopt
+
+        self.kept_outboxes = adopt(self.dir + "/outbox", cfg["node_id"])
+        if self.kept_outboxes:  # a re-deploy under a new id: the old id's records wait for it
+            print("outbox: records of node id(s) %s kept on flash (outbox.<id>); deploy the board under that id "
+                  "again to publish them" % ", ".join(self.kept_outboxes))
         self.outbox = Outbox(
             self.dir + "/outbox", max_records=cfg["outbox"]["max_records"], ack_persist_every=_ACK_PERSIST_EVERY
         )
@@ -336,6 +350,8 @@ class Node:
             "broker": getattr(self.link, "broker", None),  # "host:port" of the broker in use
             "ts": self.net.unix_time(),
         }
+        if self.kept_outboxes:
+            extra["kept_outboxes"] = self.kept_outboxes  # former node ids whose records wait on flash
         self._flash_health(extra)
         rssi = self.net.rssi()
         if rssi is not None:
@@ -511,10 +527,23 @@ EXIT_REBOOT = 3
 EXIT_DEEPSLEEP = 4
 
 
+def wait_for_config(why):
+    """A config for another board: say so once and wait (a reboot would only loop, the boot
+    count climbing) until a technician deploys the right config (deploy interrupts this with
+    Ctrl-C, as it stops a running node)."""
+    import time
+
+    print("streetnode: %s; not starting: deploy a config for this board (streetnode deploy)" % why)
+    while True:
+        time.sleep(60)
+
+
 def main(directory, cause=None, after_boot=None):
     """Boot and run a node from `directory`; on a board this never returns.
     `after_boot(node)`: the unix port's hook for the simulated flash (firmware/main_unix.py)."""
     node = Node(directory, cause=cause).boot()  # no usable config at all raises: the loader's fallback
+    if node.board_error:
+        return wait_for_config(node.board_error)
     if after_boot is not None:
         after_boot(node)
     how = node.run()

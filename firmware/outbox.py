@@ -104,6 +104,49 @@ def _makedirs(path):
                 raise
 
 
+_OWNER = "node_id"  # in an outbox directory: the node id whose seqs it holds
+
+
+def adopt(directory, node_id):
+    """Make `directory` (the node's outbox) node_id's before an Outbox opens it. A node id
+    starts a life of its own (CONTRACT.md: seq from 1, growing for that id's whole life): a
+    board deployed under a new id moves the old id's outbox aside to `directory.<old id>`,
+    records and seq position intact, and takes up the new id's own one if it had one (a
+    board deployed back under its old id resumes its seq and publishes what waited).
+    Returns the ids whose outboxes are kept beside it. Each step is a rename, and the owner
+    file moves with its directory, so a power cut between steps is finished next boot. An
+    outbox without an owner file (older firmware) is taken as node_id's."""
+    owner = None
+    try:
+        data = atomic.read(directory + "/" + _OWNER, 64)
+        owner = data.decode().strip() if data else None
+    except (OSError, ValueError, UnicodeError):
+        pass
+    if owner and owner != node_id and not atomic.exists(directory + "." + owner):
+        os.rename(directory, directory + "." + owner)
+        owner = None
+    if not atomic.exists(directory) and atomic.exists(directory + "." + node_id):
+        os.rename(directory + "." + node_id, directory)
+        owner = node_id
+    if owner != node_id:
+        try:
+            _makedirs(directory)
+            atomic.write(directory + "/" + _OWNER, node_id)
+        except OSError:  # a full or read-only flash: the outbox reports that itself
+            pass
+    cut = directory.rfind("/")
+    parent, base = (directory[:cut] or "/", directory[cut + 1:]) if cut >= 0 else (".", directory)
+    kept = []
+    try:
+        for name in os.listdir(parent):
+            if name.startswith(base + ".") and not name.endswith(atomic.TMP_SUFFIX):
+                kept.append(name[len(base) + 1:])
+    except OSError:
+        pass
+    kept.sort()
+    return kept
+
+
 class Outbox:
     def __init__(self, directory, max_records=1000, segment_records=50, max_payload=4096, ack_persist_every=8,
                  reserve_bytes=16384):

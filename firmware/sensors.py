@@ -108,6 +108,12 @@ class SensorSlot:
         self.errors += 1
         self.last_error = str(e)
 
+    def _say(self, state, what, e):
+        """One console line (the journal on a Pi gateway) when the slot changes state: why a
+        sensor is not read, not only its driver library's warning. Not on every retry."""
+        if state != self.state:
+            print("sensor %s (%s on %s): %s: %s" % (self.name, self.kind, self.spec.get("bus"), what, e))
+
     def _open(self, now):
         if self.state == "misconfigured" or clock.ticks_diff(now, self._retry_ms) < 0:
             return
@@ -136,6 +142,7 @@ class SensorSlot:
         except (OSError, MemoryError) as e:
             # MemoryError: no room to load the driver now; like an absent chip, try later.
             self._error(e if isinstance(e, OSError) else "out of memory opening the driver")
+            self._say("absent", "not read, retrying", self.last_error)
             self.state = "absent"
             # Retry at the sampling period, but at least once a minute.
             self._retry_ms = clock.ticks_add(now, min(max(self.period_ms, 1000), _RETRY_MAX_MS))
@@ -143,10 +150,13 @@ class SensorSlot:
         except (ValueError, TypeError, ImportError, AttributeError) as e:
             # A bad option or driver: retrying cannot help until the config changes.
             self._error(e)
+            self._say("misconfigured", "not read until the config changes", e)
             self.state = "misconfigured"
             return
         self._failures = 0
         self._warm_until = clock.ticks_add(now, self.warmup_ms)
+        if self.state in ("absent", "misconfigured"):
+            print("sensor %s (%s on %s): found" % (self.name, self.kind, spec.get("bus")))
         self.state = "warmup" if self.warmup_ms else "ok"
 
     def due(self, now):

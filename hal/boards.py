@@ -8,6 +8,7 @@ BOARDS = {
     # Espressif ESP32-DevKitC (ESP32-WROOM-32).
     "esp32-devkitc": {
         "backend": "machine",
+        "platform": "esp32",  # sys.platform of the MicroPython that runs on it
         "i2c": {
             0: {"scl": 22, "sda": 21, "freq": 400000},  # the Arduino-core default pair
             1: {"scl": 26, "sda": 25, "freq": 100000},  # long cables to a mast-top sensor
@@ -25,6 +26,7 @@ BOARDS = {
     # Raspberry Pi Pico W (RP2040 + CYW43439): GP23-25 and GP29 belong to the radio.
     "pico-w": {
         "backend": "machine",
+        "platform": "rp2",
         "i2c": {
             0: {"scl": 5, "sda": 4, "freq": 400000},
             1: {"scl": 7, "sda": 6, "freq": 100000},
@@ -42,6 +44,8 @@ BOARDS = {
     # header has one I2C bus, one SPI bus and the primary UART.
     "pi": {
         "backend": "blinka",
+        "platform": "linux",
+        "implementation": "cpython",
         "i2c": {1: {}},
         "spi": {0: {"cs": "CE0"}},
         "uart": {0: {"port": "/dev/serial0"}},
@@ -50,6 +54,7 @@ BOARDS = {
     # The simulator: buses and chips are made by hal/sim, driven by a VirtualClock.
     "unix-sim": {
         "backend": "sim",
+        "platform": ("linux", "darwin"),  # MicroPython's unix port, or CPython
         "i2c": {0: {}},
         "spi": {0: {"cs": "cs0"}},
         "uart": {1: {}, 2: {}},
@@ -58,6 +63,29 @@ BOARDS = {
 }
 
 KINDS = ("i2c", "spi", "uart")
+
+
+def fits(name, platform, implementation=None):
+    """None when board `name`'s firmware runs on an interpreter that reports sys.platform
+    `platform` (and sys.implementation.name `implementation`); otherwise why not, naming
+    both. Deploy asks the board this before it copies anything; the node at boot."""
+    desc = board(name)
+    want = desc.get("platform")
+    want = (want,) if type(want) is str else tuple(want or ())
+    impl = desc.get("implementation")
+    if platform in want and (impl is None or implementation is None or implementation == impl):
+        return None
+    found = [b for b in sorted(BOARDS) if b != name and platform in _platforms(b)
+             and BOARDS[b].get("implementation", implementation) == implementation]
+    return "the config is for board %s (%s), but this board is %s%s%s" % (
+        name, "/".join(want) + (" " + impl if impl else ""), platform,
+        " " + implementation if implementation else "",
+        " (board %s)" % " or ".join(found) if found else "")  # fmt: skip
+
+
+def _platforms(name):
+    p = BOARDS[name].get("platform")
+    return (p,) if type(p) is str else tuple(p or ())
 
 
 def board(name):

@@ -419,3 +419,47 @@ def test_ca_file_installed_and_wait_online_uses_the_nodes_credentials(tmp_path, 
         assert p.returncode == 0, p.stderr
         assert "installed data/ca.der" in p.stdout
         assert board.read("data/ca.der") == der
+
+
+def _esp32_config(tmp_path, broker):
+    path = tmp_path / "esp32.json"
+    path.write_text(json.dumps(node_config("vb-1", broker, interval_s=1, board="esp32-devkitc", sensors=[],
+                                           wifi={"ssid": "street", "password": "secret-wifi"})))  # fmt: skip
+    return path
+
+
+def test_deploy_asks_the_board_what_it_is_and_refuses_a_config_for_another(mosquitto, tmp_path, v1):
+    """An ESP32 config (and the esp32 bundle deploy builds for it) on a unix-port board: refused
+    before anything on the board changes, naming the board, the config's board and the target."""
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash) as board:
+        proc = subprocess.run(STREETNODE + ["deploy", "--port", board.port, "--config", str(_esp32_config(tmp_path, mosquitto))],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        line = _one_line_error(proc)
+        assert "(sys.platform linux)" in line and "the config's board is esp32-devkitc" in line, line
+        assert "the bundle's target is esp32" in line and "nothing was changed" in line, line
+        assert sorted(p.name for p in board.files().iterdir()) == []  # blank as before
+        ok = _deploy(board, _config(tmp_path, mosquitto), v1, "--no-reset")
+        assert ok.returncode == 0 and "config board unix-sim, bundle unix" in ok.stdout, ok.stdout + ok.stderr
+
+
+def test_a_node_whose_config_is_for_another_board_says_so_once_and_waits(mosquitto, tmp_path, v1):
+    """The config on flash names another board (copied by hand): the node says so and waits,
+    instead of failing to start and rebooting every 10 s (boot_count climbing); a deploy of
+    the right config then interrupts the wait as it stops a running node."""
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash) as board:
+        assert _deploy(board, _config(tmp_path, mosquitto), v1, "--no-reset").returncode == 0
+        board.power_cut()
+        board.write("data/config.json", _esp32_config(tmp_path, mosquitto).read_bytes())
+        boots = len(board.boots)
+        board.power_on()
+        board.wait_console("not starting: deploy a config for this board", timeout=30)
+        assert "the config is for board esp32-devkitc (esp32), but this board is linux micropython" in board.console()
+        assert "rebooting" not in board.console() and "Traceback" not in board.console()
+        assert json.loads(board.read("data/state.json"))["boot_count"] == 1
+        assert board.running() and len(board.boots) == boots + 1
+        proc = _deploy(board, _config(tmp_path, mosquitto), v1, *_online(mosquitto))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert board.console().count("not starting") == 1

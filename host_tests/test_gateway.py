@@ -100,6 +100,9 @@ def test_install_into_a_staging_root(tmp_path, capsys, monkeypatch):
     unit = (root / "etc/systemd/system" / gateway.SERVICE).read_text()
     assert unit == gateway.unit_text("/opt/streetnode/bin/python")
     assert "systemctl daemon-reload" in out and "systemctl enable streetnode-gateway.service" in out
+    # the Pi's groups (the README's), not this machine's; the user is created there
+    assert "usermod --append --groups i2c,spi,gpio,dialout streetnode" in out, out
+    assert "useradd --system" in out
     password = json.loads(config.read_text())["mqtt"]["password"]
     assert password not in out + err
     # installing a changed config again replaces it and keeps the node's state
@@ -107,7 +110,11 @@ def test_install_into_a_staging_root(tmp_path, capsys, monkeypatch):
     cfg = json.loads(config.read_text())
     cfg["interval_s"] = 30
     config.write_text(json.dumps(cfg))
-    assert run(["install", "--config", str(config), "--root", str(root)], capsys)[0] == 0
+    code, out, err = run(["install", "--config", str(config), "--root", str(root)], capsys)
+    assert code == 0, err
+    # staged for a Pi without --python: the Pi's documented venv, never this laptop's
+    assert gateway.exec_start((root / "etc/systemd/system" / gateway.SERVICE).read_text())[0] == gateway.PI_PYTHON
+    assert sys.executable not in (root / "etc/systemd/system" / gateway.SERVICE).read_text()
     assert json.loads((state / "config.json").read_text())["interval_s"] == 30
     assert (state / "state.json").read_text() == '{"boot_count": 7}'
 
@@ -131,6 +138,10 @@ def test_install_refusals(tmp_path, capsys, monkeypatch):
     good.write_text('{"node_id": "gw-1", "board": "pi", "mqtt": {"host": "m"}}')
     code, _, err = run(["install", "--config", str(good), "--root", str(root), "--enable"], capsys)
     assert code == gateway.EXIT_NOT_ROOT == 5 and "needs root" in err
+    # neither a staging root nor --system: never the running machine's /etc/systemd/system by default
+    code, out, err = run(["install", "--config", str(good)], capsys)
+    assert code == 2 and "--root DIR" in err and "--system" in err and err.count("\n") == 1, err
+    assert "installed" not in out
     assert not (root / "var").exists()
 
 
@@ -240,3 +251,6 @@ def test_service_runs_board_pi_through_blinka(mosquitto, tmp_path):
     finally:
         _stop(proc)
         collector.close()
+    # the journal says why the sensor is not read (not only Blinka's warning), once, not per retry
+    journal = (state / "service.log").read_text()
+    assert journal.count("sensor air (bme280 on i2c1): not read") == 1, journal

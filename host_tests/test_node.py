@@ -325,3 +325,27 @@ def test_an_idle_node_answers_a_command_when_it_arrives(persistent_mosquitto, co
         collector.wait(answered, 60, "the result of command %s" % cid)
     assert node.alive()
     assert collector.seqs("n1") == [1]  # still idle: no reading was due
+
+
+def test_a_board_deployed_under_a_new_node_id_starts_its_seq_at_1(persistent_mosquitto, collector, runner):
+    """issue 11: the same flash under a new node id publishes seq 1, 2, ... for the new id;
+    the old id's unpublished records wait on flash (reported in health) and go out, under
+    the old id and with their seqs, when the board is deployed back under it."""
+    node = runner("n1")
+    node.write_config(node_config("n1", persistent_mosquitto, interval_s=0.2))
+    node.start()
+    collector.wait(lambda: len(collector.seqs("n1")) >= 3, 30, "readings of n1")
+    node.stop()
+    old_last = _last_seq(node)
+    node.write_config(node_config("n1-new", persistent_mosquitto, interval_s=0.2, health_every=1))
+    node.start(cause="soft")
+    collector.wait(lambda: len(collector.seqs("n1-new")) >= 3 and collector.health.get("n1-new"), 30, "n1-new")
+    assert min(collector.seqs("n1-new")) == 1 and missing(collector.seqs("n1-new")) == []
+    assert collector.health["n1-new"][-1]["kept_outboxes"] == ["n1"]
+    assert "records of node id(s) n1 kept on flash" in node.output()
+    node.stop()
+    node.write_config(node_config("n1", persistent_mosquitto, interval_s=0.2))
+    node.start(cause="soft")
+    collector.wait(lambda: set(range(1, old_last + 3)) <= set(collector.seqs("n1")), 30, "n1 resumed after its old seq")
+    assert missing(collector.seqs("n1")) == []
+    node.stop()

@@ -1,9 +1,13 @@
 """`streetnode sim` as a user runs it: its own broker, live table, a node killed like a
 board losing power is restarted, and no reading goes missing."""
 
+import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -76,3 +80,147 @@ def test_sim_refuses_a_bad_flash_size(tmp_path):
                        cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode != 0
     assert "flash size must be a multiple of 4 KiB and at least 64 KiB" in r.stdout + r.stderr
+
+
+@pytest.mark.usefixtures("mpy_tree")
+def test_demo_runs_at_its_default_heap():
+    """`streetnode demo` as the help lists it: no options, the default heap (issue 11)."""
+    r = subprocess.run(_streetnode() + ["demo"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "MemoryError" not in r.stdout + r.stderr and "Traceback" not in r.stdout + r.stderr
+    assert len(re.findall(r"^\d\d:\d\d +-?\d+\.\d\d +\d+\.\d\d +\d+\.\d\d", r.stdout, re.M)) == 25, r.stdout
+    assert "interpreter: micropython" in r.stdout
+
+
+def _sim(tmp_path, *args, timeout=120, **kw):
+    env = dict(os.environ, TMPDIR=str(tmp_path))  # the sim's temp folder lands here
+    return subprocess.run(_streetnode() + ["sim"] + list(args), cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env=env, **kw)  # fmt: skip
+
+
+def _temp_folders(tmp_path):
+    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("streetnode-sim-"))
+
+
+@pytest.mark.parametrize("option, reason", [
+    (["--interval", "0.01"], "--interval: interval_s: must be a number from 0.05 to 86400, not 0.01"),
+    (["--heap", "8k"], "--heap 8k: a node needs at least 256k"),
+    (["--heap", "12q"], "--heap 12q: a size is a number of bytes with an optional k or M"),
+    (["--duration", "-5"], "--duration must be 0 (run until stopped) or a number of seconds, not -5"),
+    (["--fault", "sim-2:air:melted"], 'sim.faults[0].kind: must be one of "absent"'),
+    (["--fault", "sim-7:air:frozen"], "no node sim-7 in this sim (its nodes: sim-1 to sim-3)"),
+    (["--set", "sim-1:interval_s=0"], "sim-1's config (with --fault/--set): interval_s: must be a number"),
+])  # fmt: skip
+def test_sim_checks_its_options_before_anything_starts(tmp_path, option, reason):
+    r = _sim(tmp_path, *option, "--duration" if "--duration" not in option else "--nodes", "3")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert reason in r.stderr, r.stderr
+    assert "embedded broker" not in r.stdout and "died" not in r.stdout  # nothing started
+    assert _temp_folders(tmp_path) == []
+
+
+@pytest.mark.usefixtures("mpy_tree")
+def test_sim_shows_why_a_node_dies_at_boot_and_stops_restarting_it(tmp_path):
+    # A CA file the node's config names but its flash does not hold: it dies at every boot.
+    r = _sim(tmp_path, "--nodes", "1", "--interval", "0.5", "--duration", "200",
+             "--set", 'sim-1:{"mqtt": {"tls": true, "ca": "missing-ca.der"}}', timeout=180)  # fmt: skip
+    out = r.stdout + r.stderr
+    assert "sim-1 died (exit 1), restarting as a board reboots; it published nothing, its last lines:" in out, out
+    assert re.search(r"^  \| .*(OSError|ENOENT|Errno 2)", out, re.M), out  # the node's own last words
+    assert "sim-1 died at every start (5 times in a row without publishing a reading): not restarted" in out, out
+    assert out.count("sim-1 died (exit") == 4, out  # not restarted forever; the run ended early
+    assert r.returncode == 1 and "sim-1 died at every start" in r.stderr
+    assert _temp_folders(tmp_path) == []
+
+
+@pytest.mark.usefixtures("mpy_tree")
+def test_sim_ended_by_sigterm_removes_its_temp_folder(tmp_path):
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    proc = subprocess.Popen(_streetnode() + ["sim", "--nodes", "1", "--interval", "0.5"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "running until stopped" in line:
+                break
+        assert _temp_folders(tmp_path), "".join(lines)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "received" in rest, rest
+    assert _temp_folders(tmp_path) == []
+
+
+@pytest.mark.usefixtures("mpy_tree")
+def test_sim_on_an_external_broker_counts_only_its_own_nodes_and_keeps_its_faults(tmp_path):
+    from streetnode.common import mqtt
+    from streetnode.common.broker import Broker
+    from streetnode.sim.flashimg import FlashImage
+
+    with Broker() as broker:
+        opts = mqtt.BrokerOptions(broker.host, broker.port)
+        other = mqtt.connect(opts, "someone-else")
+        other.publish("streetnode/lamp-9/status", json.dumps({"state": "online", "ts": time.time()}), qos=1, retain=True)
+        stop = threading.Event()
+
+        def publish():  # another fleet on the same broker, publishing all along
+            seq = 0
+            while not stop.is_set():
+                seq += 1
+                other.publish("streetnode/lamp-9/data", json.dumps({"seq": seq, "ts": time.time(), "sensors": {}}), qos=1)
+                stop.wait(0.3)
+
+        t = threading.Thread(target=publish, daemon=True)
+        t.start()
+        try:
+            state = tmp_path / "fleet"
+            r = _sim(tmp_path, "--nodes", "1", "--interval", "0.5", "--duration", "8", "--broker",
+                     "%s:%d" % (broker.host, broker.port), "--state-dir", str(state),
+                     "--fault", "sim-1:air:frozen:at=0")  # fmt: skip
+        finally:
+            stop.set()
+            t.join()
+            mqtt.close(other)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"received \d+ readings from 1 node\(s\), 0 missing", r.stdout), r.stdout
+    assert "watch this fleet: streetnode monitor --broker %s:%d" % (broker.host, broker.port) in r.stdout
+    cfg = json.loads(FlashImage(state / "sim-1" / "flash.img").get_bytes("config.json"))
+    assert cfg["sim"]["faults"] == [{"sensor": "air", "kind": "frozen", "at_s": 0}]
+
+
+def test_sim_table_redraws_in_place_on_a_terminal_cut_to_its_height(monkeypatch):
+    import io
+
+    from streetnode.sim.table import SimDisplay
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("LINES", "12")
+    monkeypatch.setenv("COLUMNS", "80")
+    rows = ["sim-%d  online" % i for i in range(1, 31)]
+
+    def table_lines(width, height):
+        if height is None:  # not a terminal: the whole table
+            return ["node  state"] + rows
+        assert height <= 12
+        shown = rows if len(rows) <= height - 1 else rows[: height - 2] + ["… %d more" % (len(rows) - height + 2)]
+        return ["node  state"] + shown
+
+    out = Tty()
+    d = SimDisplay(out)
+    d.line("sim-3 died (exit 1), restarting as a board reboots")
+    d.table(table_lines)
+    d.table(table_lines)
+    d.close()
+    text = out.getvalue()
+    frames = text.split("\x1b[H")[1:]
+    assert len(frames) >= 2  # redrawn from the top, not scrolled
+    assert all(f.count("\n") <= 12 for f in frames), frames
+    assert "more" in frames[-1] and "sim-3 died" in frames[-1]
+    plain = io.StringIO()
+    SimDisplay(plain).table(table_lines)
+    assert "\x1b" not in plain.getvalue() and "sim-30" in plain.getvalue()

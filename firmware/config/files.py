@@ -11,6 +11,7 @@ from firmware.config.schema import validate
 
 CONFIG_FILE = "config.json"
 GOOD_FILE = "config.good.json"
+SECRET_MODE = 0o600  # both files can hold the Wi-Fi and MQTT passwords (where there is chmod)
 
 
 def _read(directory, name):
@@ -44,7 +45,7 @@ def load(directory):
             good = None
         if good != data:  # written only when it changed: flash wears
             try:
-                atomic.write(directory + "/" + GOOD_FILE, data)
+                atomic.write(directory + "/" + GOOD_FILE, data, SECRET_MODE)
             except OSError as e:  # run on the valid config all the same, and say so
                 return cfg, "%s: could not be updated (%s)" % (GOOD_FILE, e)
         return cfg, None
@@ -60,6 +61,6 @@ def save(directory, config):
     cfg = validate(config)
     directory = directory.rstrip("/") or "/"
     data = json.dumps(cfg)
-    atomic.write(directory + "/" + CONFIG_FILE, data)
-    atomic.write(directory + "/" + GOOD_FILE, data)
+    atomic.write(directory + "/" + CONFIG_FILE, data, SECRET_MODE)
+    atomic.write(directory + "/" + GOOD_FILE, data, SECRET_MODE)
     return cfg

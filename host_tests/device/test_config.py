@@ -378,6 +378,23 @@ def test_save_writes_config_and_last_good_copy():
         assert config.load(d) == (saved, None)  # nothing was written
 
 
+def test_config_and_its_last_good_copy_are_readable_by_their_owner_only():
+    """Both can hold the Wi-Fi and MQTT passwords: 0600 wherever the platform has chmod
+    (CPython on a Pi gateway); the last good copy is also written by load()."""
+    import os
+
+    if not hasattr(os, "chmod"):
+        return  # a board's flash (and the unix port) has no file modes
+    with ScratchDir("cfg") as d:
+        config.save(d, MINIMAL)
+        assert os.stat(d + "/config.json")[0] & 0o777 == 0o600
+        assert os.stat(d + "/config.good.json")[0] & 0o777 == 0o600
+        os.remove(d + "/config.good.json")
+        write_bytes(d + "/config.json", json.dumps(_with("interval_s", 30)))  # as a technician copies it
+        config.load(d)
+        assert os.stat(d + "/config.good.json")[0] & 0o777 == 0o600
+
+
 def test_load_refreshes_the_last_good_copy_only_when_it_changed():
     with _GoodDir() as d:
         write_bytes(d + "/config.json", json.dumps(MINIMAL))

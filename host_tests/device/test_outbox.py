@@ -598,3 +598,31 @@ def test_state_file_writes_are_batched():
         assert read_bytes(d + "/state") == state
         ob.ack(8)
         assert read_bytes(d + "/state") != state
+
+
+def test_a_new_node_id_starts_a_new_life_and_keeps_the_old_ids_records():
+    """A board re-deployed under a new node id: seq from 1 for the new id, the old id's
+    records kept aside (outbox.<old id>), and taken up again, seq resuming, when the board
+    goes back to the old id (firmware/outbox.adopt, called by the node at boot)."""
+    from firmware.outbox import adopt
+
+    with ScratchDir("ob") as d:
+        box = d + "/outbox"
+        assert adopt(box, "lamp-1") == []
+        ob = Outbox(box)
+        _fill(ob, 3)
+        ob.ack(1)
+        ob.sync()
+        assert adopt(box, "lamp-1") == []  # same id: nothing moves
+        assert Outbox(box).next_seq == 4
+        assert adopt(box, "lamp-2") == ["lamp-1"]
+        ob = Outbox(box)
+        assert ob.next_seq == 1 and ob.pending() == 0
+        assert ob.append(b"first of lamp-2") == 1
+        ob.sync()
+        assert sorted(n for n in files(d)) == ["outbox", "outbox.lamp-1"]
+        assert adopt(box, "lamp-1") == ["lamp-2"]
+        ob = Outbox(box)
+        assert ob.next_seq == 4 and [s for s, _ in ob.oldest(10)] == [2, 3]
+        assert adopt(box, "lamp-2") == ["lamp-1"]
+        assert Outbox(box).next_seq == 2

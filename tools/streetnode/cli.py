@@ -63,6 +63,7 @@ def build_parser():
         "  streetnode sim --nodes 6 --broker mqtt-a.local,mqtt-b.local   # failover: tried in order\n"
         "  streetnode sim --nodes 2 --flash-size pico-w\n"
         "  streetnode sim --nodes 2 --tls --duration 30   # embedded broker on TLS, a CA made for the run\n"
+        "  streetnode sim --nodes 3 --fault sim-2:air:frozen:at=60   # rehearse a FAIL with streetnode check\n"
         "  streetnode sim --broker localhost --tls --ca ca.pem --user sim --password-file sim-pw.txt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -71,9 +72,17 @@ def build_parser():
                             "(the nodes use --tls/--ca and --user/--password-file too; --tls alone: the embedded "
                             "broker on TLS with a CA the sim generates)")  # fmt: skip
     s.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="sampling interval (default 5)")
-    s.add_argument("--duration", type=float, default=0, metavar="SECONDS", help="stop after this long (default: run until Ctrl-C)")
+    s.add_argument("--duration", type=float, default=0, metavar="SECONDS",
+                   help="stop after this long (default 0: run until stopped with Ctrl-C or SIGTERM)")
     s.add_argument("--heap", default="512k", metavar="SIZE", help="MicroPython heap per node (default 512k: the "
                    "unix port is 64-bit and each node also carries its simulated chips)")
+    s.add_argument("--fault", action="append", metavar="NODE:SENSOR:KIND[:at=S,for=S]",
+                   help="switch a simulated sensor fault on in one node (repeatable; kinds: absent, eio, stuck_busy, "
+                   "corrupt, hang, frozen, brownout; at= seconds after boot, for= how long, default to the end), "
+                   "e.g. sim-2:air:frozen:at=60")
+    s.add_argument("--set", action="append", metavar="NODE:KEY=JSON",
+                   help="override a key of one node's config (repeatable; a JSON merge patch as "
+                   "NODE:{...} too), e.g. sim-2:health_every=2")
     s.add_argument("--state-dir", metavar="DIR", help="each node's flash lives in DIR/<node id> (default: a temporary directory)")
     s.add_argument("--keep-state", action="store_true", help="keep the temporary state directory")
     s.add_argument("--flash-size", default="esp32-devkitc", metavar="SIZE",

@@ -93,6 +93,10 @@ def available_sensors():
     return out
 
 
+CRASH_LIMIT = 5  # deaths in a row without a reading published: the node is given up
+LOG_TAIL = 8  # lines of a node's log printed when it dies at boot
+
+
 class NodeProcess:
     def __init__(self, node_id, directory, heap, lib, log):
         self.node_id = node_id
@@ -104,10 +108,17 @@ class NodeProcess:
         self.starts = 0
         self.restart_at = None
         self.cause = "power_on"
+        self.log_at = 0  # where this start's lines begin in node.log
+        self.fails = 0  # deaths in a row without publishing
+        self.received_at_start = 0
+        self.given_up = False
 
-    def start(self):
+    def start(self, received=0):
         self.starts += 1
-        out = open(self.dir / "node.log", "ab")
+        path = self.dir / "node.log"
+        self.log_at = path.stat().st_size if path.exists() else 0
+        self.received_at_start = received
+        out = open(path, "ab")
         env = dict(os.environ)
         env["MICROPYPATH"] = "%s:.frozen" % self.lib  # the compiled tree only
         self.proc = subprocess.Popen(
@@ -120,23 +131,49 @@ class NodeProcess:
         )
         out.close()
 
-    def check(self, interval_s):
-        """Restart a node that exited, as a board would come back; returns what happened."""
+    def log_tail(self, n=LOG_TAIL):
+        """The last n lines this start wrote to node.log."""
+        try:
+            with open(self.dir / "node.log", "rb") as f:
+                f.seek(self.log_at)
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        return [line for line in text.splitlines() if line.strip()][-n:]
+
+    def check(self, interval_s, received=0):
+        """Restart a node that exited, as a board would come back; returns the lines to
+        print about it (a death at boot comes with the node's last lines; after
+        CRASH_LIMIT deaths in a row without a reading it is not started again)."""
         now = time.monotonic()
         if self.proc is not None and self.proc.poll() is not None:
             code = self.proc.returncode
             self.proc = None
             if code == EXIT_DEEPSLEEP:
                 self.cause, self.restart_at = "deepsleep", now + interval_s
-                return "%s sleeps for %ss" % (self.node_id, interval_s)
+                self.fails = 0
+                return ["%s sleeps for %ss" % (self.node_id, interval_s)]
             self.cause = "soft" if code == EXIT_REBOOT else "hard"
+            published = received > self.received_at_start
+            self.fails = 0 if published else self.fails + 1
+            if code == EXIT_REBOOT:
+                lines = ["%s rebooted on request" % self.node_id]
+            else:
+                lines = ["%s died (exit %s), restarting as a board reboots" % (self.node_id, code)]
+            if self.fails >= CRASH_LIMIT:
+                self.given_up = True
+                lines = ["%s died at every start (%d times in a row without publishing a reading): not restarted; "
+                         "its last lines (%s):" % (self.node_id, self.fails, self.dir / "node.log")]
+                return lines + ["  | " + t for t in self.log_tail()]
             self.restart_at = now
-            why = "rebooted on request" if code == EXIT_REBOOT else "died (exit %s), restarting as a board reboots" % code
-            return "%s %s" % (self.node_id, why)
+            if self.fails == 1 and code != EXIT_REBOOT:  # died before its first reading: say why, once
+                lines[0] += "; it published nothing, its last lines:"
+                lines += ["  | " + t for t in self.log_tail()]
+            return lines
         if self.proc is None and self.restart_at is not None and now >= self.restart_at:
             self.restart_at = None
-            self.start()
-        return None
+            self.start(received)
+        return []
 
     def stop(self, timeout=5.0):
         p = self.proc
@@ -197,16 +234,26 @@ class LiveView:
         with self.lock:
             return [ev.text() for ev in self.fleet.tick(time.time())]
 
-    def table(self):
+    def table_lines(self, width=200, height=None):
+        """The monitor's table without its title line, at most `height` lines."""
         from streetnode.field.monitor import table
 
         with self.lock:
-            return "\n".join(table(self.fleet, time.time())[1:])
+            return table(self.fleet, time.time(), width, None if height is None else height + 1)[1:]
 
-    def summary(self):
+    def received(self, node):
+        with self.lock:
+            n = self.fleet.nodes.get(node)
+            return len(n.all_seqs()) if n is not None else 0
+
+    def summary(self, ours=None):
+        """Per node: readings received, first/last seq, missing, duplicates; only the nodes
+        `ours` names when given (with --broker the broker may carry other nodes too)."""
         with self.lock:
             out = {}
             for node, n in self.fleet.nodes.items():
+                if ours is not None and node not in ours:
+                    continue
                 seqs = n.all_seqs()
                 out[node] = {
                     "received": len(seqs),
@@ -221,89 +268,105 @@ class LiveView:
         mqtt.close(self.client)
 
 
+class _Stopped(Exception):
+    """SIGTERM/SIGINT before the fleet runs: clean up (temp folder, broker) and leave."""
+
+
 def run(args, out=sys.stdout):
     from streetnode.common.broker import Broker
+    from streetnode.sim import options
+    from streetnode.sim.table import SimDisplay
 
-    if args.nodes < 1:
-        raise ValueError("--nodes must be at least 1")
-    if args.interval <= 0:
-        raise ValueError("--interval must be positive")
+    node_ids = ["sim-%d" % i for i in range(1, max(args.nodes, 0) + 1)]
     flash_arg = getattr(args, "flash_size", "esp32-devkitc") or "host"
     try:
         flash_size = None if flash_arg == "host" else parse_size(flash_arg)
     except ValueError as e:
         raise ValueError("--flash-size: %s" % e)
-    from streetnode.common.build import compile_tree
-
-    lib = compile_tree(lib=deps.device_lib())  # firmware, drivers, hal and umqtt as .mpy
-    broker = None
     embedded_tls = bool(getattr(args, "tls", False)) and not getattr(args, "broker", None)
     if embedded_tls:  # sim --tls: the embedded broker with a CA of its own (sim/tls.py)
         if any(getattr(args, k, None) for k in ("ca", "cert", "user", "password_file")):
             raise ValueError("--tls without --broker makes its own CA for the embedded broker: --ca, --cert, --user "
                              "and --password-file go with --broker")  # fmt: skip
+        from streetnode.common.broker import find_mosquitto
+
+        if not find_mosquitto():
+            raise ValueError("--tls needs mosquitto for the embedded broker (apt-get install mosquitto)")
         opts = None
     else:
         opts = mqtt.BrokerOptions.from_args(args, required=False)
     ca_der = node_ca(opts) if opts else None
-    temp_state = None
-    if args.state_dir:
-        state_dir = Path(args.state_dir)
-    else:
-        temp_state = tempfile.mkdtemp(prefix="streetnode-sim-")
-        state_dir = Path(temp_state)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    if opts is None:
-        tls = None
-        if embedded_tls:
-            from streetnode.common.broker import find_mosquitto
-            from streetnode.sim.tls import embedded_pki
-
-            if not find_mosquitto():
-                raise ValueError("--tls needs mosquitto for the embedded broker (apt-get install mosquitto)")
-            tls, ca_der = embedded_pki(state_dir / "broker-tls")
-        broker = Broker("mosquitto" if tls else None, tls=tls)
-        broker.start()
-        opts = mqtt.BrokerOptions(broker.host, broker.port, tls=bool(tls), ca=str(tls["cafile"]) if tls else None)
-        print("embedded broker (%s%s) on %s%s" % (broker.kind, ", TLS" if tls else "", opts.address,
-              ", its CA in %s" % tls["cafile"] if tls else ""), file=out, flush=True)  # fmt: skip
     sensors = available_sensors()
-    nodes = []
-    sizes = {}
-    for i in range(1, args.nodes + 1):
-        node_id = "sim-%d" % i
-        d = state_dir / node_id
-        d.mkdir(exist_ok=True)
-        cfg = node_config(node_id, opts, args.interval, sensors, seed=i)
-        text = json.dumps(cfg, indent=1)
-        if flash_size is None:
-            (d / "config.json").write_text(text)
-            if ca_der:
-                (d / CA_FILE).write_bytes(ca_der)
-        else:
-            image = FlashImage(d / "flash.img")
-            if not image.exists():
-                image.format(flash_size)  # a blank board's flash, as the boot scripts format it
-            image.put_text("config.json", text)  # what `streetnode deploy` would copy
-            if ca_der:
-                image.put_bytes(CA_FILE, ca_der)
-            sizes[node_id] = image.path.stat().st_size
-        nodes.append(NodeProcess(node_id, d, args.heap, lib, out))
-    view = LiveView(opts)
-    print("%d node(s), state in %s, sensors: %s" % (
-        len(nodes), state_dir, ", ".join(s["driver"] for s in sensors)), file=out, flush=True)  # fmt: skip
-    if flash_size is None:
-        print("flash: the state directory itself (host mode)", file=out, flush=True)
-    else:
-        print("flash: LittleFS, %d KiB per node (%s)" % (flash_size // 1024, flash_arg), file=out, flush=True)
+    # Every option and every node's config checked before anything starts (the broker's
+    # address is not known yet: the check's config carries a placeholder one).
+    check_opts = opts or mqtt.BrokerOptions("127.0.0.1", 1883)
+    options.check(args, node_ids or ["sim-1"],
+                  lambda node: node_config(node, check_opts, args.interval, sensors, seed=node_ids.index(node) + 1))
+    display = SimDisplay(out)
     stop = threading.Event()
+    running = [False]
 
     def on_signal(signum, frame):
         stop.set()
+        if not running[0]:
+            raise _Stopped()
 
     old = signal.signal(signal.SIGINT, on_signal), signal.signal(signal.SIGTERM, on_signal)
-    start = time.monotonic()
+    broker = None
+    temp_state = None
+    view = None
+    nodes = []
+    sizes = {}
+    summary = {}
     try:
+        from streetnode.common.build import compile_tree
+
+        lib = compile_tree(lib=deps.device_lib())  # firmware, drivers, hal and umqtt as .mpy
+        if args.state_dir:
+            state_dir = Path(args.state_dir)
+        else:
+            temp_state = tempfile.mkdtemp(prefix="streetnode-sim-")
+            state_dir = Path(temp_state)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        if opts is None:
+            tls = None
+            if embedded_tls:
+                from streetnode.sim.tls import embedded_pki
+
+                tls, ca_der = embedded_pki(state_dir / "broker-tls")
+            broker = Broker("mosquitto" if tls else None, tls=tls)
+            broker.start()
+            opts = mqtt.BrokerOptions(broker.host, broker.port, tls=bool(tls), ca=str(tls["cafile"]) if tls else None)
+            display.note("embedded broker (%s%s) on %s%s" % (broker.kind, ", TLS" if tls else "", opts.address,
+                         ", its CA in %s" % tls["cafile"] if tls else ""))  # fmt: skip
+        watch = opts.address + (" --ca %s" % opts.ca if opts.ca else (" --tls" if opts.tls else ""))
+        display.note("watch this fleet: streetnode monitor --broker %s   (or: streetnode check sim-1 --broker %s)"
+                     % (watch, watch))  # fmt: skip
+        configs = options.check(args, node_ids,
+                                lambda node: node_config(node, opts, args.interval, sensors, seed=node_ids.index(node) + 1))
+        for node_id in node_ids:
+            d = state_dir / node_id
+            d.mkdir(exist_ok=True)
+            n = NodeProcess(node_id, d, args.heap, lib, out)
+            _write_config(d, json.dumps(configs[node_id], indent=1), ca_der, flash_size)
+            if flash_size is not None:
+                sizes[node_id] = (d / "flash.img").stat().st_size
+            nodes.append(n)
+        view = LiveView(opts)
+        display.note("%d node(s), state in %s, sensors: %s" % (
+            len(nodes), state_dir, ", ".join(s["driver"] for s in sensors)))  # fmt: skip
+        if flash_size is None:
+            display.note("flash: the state directory itself (host mode)")
+        else:
+            display.note("flash: LittleFS, %d KiB per node (%s)" % (flash_size // 1024, flash_arg))
+        if not args.duration:
+            display.note("running until stopped (Ctrl-C; --duration 0 means no end)")
+        for f in getattr(args, "fault", None) or ():
+            display.note("fault: %s (in its config on every start)" % f)
+        running[0] = True
+        if stop.is_set():
+            raise _Stopped()
+        start = time.monotonic()
         for n in nodes:
             n.start()
         next_table = start + max(args.interval, 2.0)
@@ -312,23 +375,28 @@ def run(args, out=sys.stdout):
             if args.duration and now - start >= args.duration:
                 break
             for n in nodes:
-                event = n.check(args.interval)
-                if event:
-                    print(time.strftime("%H:%M:%S ") + event, file=out, flush=True)
+                for event in n.check(args.interval, view.received(n.node_id)):
+                    display.line(event)
+            if nodes and all(n.given_up for n in nodes):
+                break
             for line in view.events():
-                print(time.strftime("%H:%M:%S ") + line, file=out, flush=True)
+                display.line(line)
             if now >= next_table:
-                print(time.strftime("\n%H:%M:%S fleet\n") + view.table(), file=out, flush=True)
-                line = view.flash_line(sizes)
-                if line:
-                    print(line, file=out, flush=True)
-                next_table = now + max(args.interval, 2.0)
+                display.table(view.table_lines, [view.flash_line(sizes)])
+                next_table = now + (1.0 if display.tty else max(args.interval, 2.0))
             stop.wait(0.2)
+    except _Stopped:
+        pass
     finally:
+        running[0] = True  # a second signal while cleaning up must not cut the clean-up short
         for n in nodes:
             n.stop()
-        time.sleep(0.5)
-        print(time.strftime("\n%H:%M:%S final\n") + view.table(), file=out, flush=True)
+        display.close()
+        if view is not None:
+            time.sleep(0.5)
+            print(time.strftime("\n%H:%M:%S final"), file=out, flush=True)
+            for line in view.table_lines():
+                print(line, file=out, flush=True)
         if sizes:
             for n in nodes:
                 try:
@@ -337,8 +405,9 @@ def run(args, out=sys.stdout):
                           file=out, flush=True)  # fmt: skip
                 except Exception as e:  # noqa: BLE001 - a report line, never a reason to fail the run
                     print("%s flash: %s" % (n.node_id, e), file=out, flush=True)
-        summary = view.summary()
-        view.close()
+        if view is not None:
+            summary = view.summary(set(node_ids))
+            view.close()
         if broker is not None:
             broker.close()
         signal.signal(signal.SIGINT, old[0])
@@ -348,4 +417,26 @@ def run(args, out=sys.stdout):
     lost = sum(s["missing"] for s in summary.values())
     print("received %d readings from %d node(s), %d missing" % (
         sum(s["received"] for s in summary.values()), len(summary), lost), file=out, flush=True)  # fmt: skip
+    dead = [n.node_id for n in nodes if n.given_up]
+    if dead:
+        from streetnode.common.errors import Failure
+
+        raise Failure("%s died at every start (see the lines above)" % ", ".join(dead))
     return summary
+
+
+def _write_config(d, text, ca_der, flash_size):
+    """What `streetnode deploy` would copy, written as the sim starts: the node's config
+    (with the sim's --fault and --set in it, so they hold for every start of this run; a
+    remote patch_config holds until the sim is started again) and its CA."""
+    if flash_size is None:
+        (d / "config.json").write_text(text)
+        if ca_der:
+            (d / CA_FILE).write_bytes(ca_der)
+        return
+    image = FlashImage(d / "flash.img")
+    if not image.exists():
+        image.format(flash_size)  # a blank board's flash, as the boot scripts format it
+    image.put_text("config.json", text)
+    if ca_der:
+        image.put_bytes(CA_FILE, ca_der)

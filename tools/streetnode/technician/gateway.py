@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from streetnode.common import errors
-from streetnode.common.errors import EXIT_NO_CONFIG, EXIT_NOT_ROOT, Failure  # noqa: F401
+from streetnode.common.errors import EXIT_NO_CONFIG, EXIT_NOT_ROOT, EXIT_USAGE, Failure  # noqa: F401
 from streetnode.common.files import write_atomic
 from streetnode.common.paths import device_code
 
@@ -33,6 +33,9 @@ SERVICE = "streetnode-gateway.service"
 STATE_DIR = "/var/lib/streetnode"
 UNIT_DIR = "etc/systemd/system"
 DEFAULT_USER = "streetnode"
+# Where the docs (docs/technician.md) put streetnode on a Pi: a venv outside any home
+# directory. A staging root (an SD card) gets this path, not the laptop's venv (--python).
+PI_PYTHON = "/opt/streetnode/bin/python"
 HARDWARE_GROUPS = ("i2c", "spi", "gpio", "dialout")  # Raspberry Pi OS: /dev/i2c-1, spidev, gpiochip, serial0
 EXIT_REBOOT = 3  # firmware/node.py EXIT_REBOOT
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
@@ -171,13 +174,15 @@ def _user_exists(name):
         return False
 
 
-def setup_commands(user, groups=None):
-    """The commands that create the service user and start the service (argv lists)."""
+def setup_commands(user, groups=None, here=True):
+    """The commands that create the service user and start the service (argv lists).
+    here False: for another machine (a staging root for a Pi): the user and groups of this
+    machine say nothing about it, so the user is created and all the Pi's groups named."""
     cmds = []
-    if not _user_exists(user):
+    if not here or not _user_exists(user):
         cmds.append(["useradd", "--system", "--user-group", "--home-dir", STATE_DIR, "--no-create-home",
                      "--shell", "/usr/sbin/nologin", user])  # fmt: skip
-    groups = [g for g in (HARDWARE_GROUPS if groups is None else groups) if _group_exists(g)]
+    groups = [g for g in (HARDWARE_GROUPS if groups is None else groups) if not here or _group_exists(g)]
     if groups:
         cmds.append(["usermod", "--append", "--groups", ",".join(groups), user])
     cmds += [["systemctl", "daemon-reload"], ["systemctl", "enable", SERVICE], ["systemctl", "restart", SERVICE]]
@@ -195,10 +200,14 @@ def install(args):
         except OSError as e:
             raise Failure("the config names CA file %s, but %s cannot be read (%s)" % (ca_name, src_dir / ca_name,
                           e.strerror or e), EXIT_NO_CONFIG) from None  # fmt: skip
-    root = Path(args.root)
-    if args.enable and (str(root.resolve()) != "/" or os.geteuid() != 0):
-        raise Failure("--enable runs useradd and systemctl: it needs root (sudo) and --root /", EXIT_NOT_ROOT)
-    python = args.python or sys.executable
+    if (args.root is None) == (not args.system):
+        raise Failure("say where to install: --root DIR (a staging tree, e.g. a Pi's SD card) or --system (this "
+                      "machine's /etc/systemd/system and %s, as root)" % STATE_DIR, EXIT_USAGE)  # fmt: skip
+    here = bool(args.system)
+    root = Path("/" if here else args.root)
+    if args.enable and (not here or os.geteuid() != 0):
+        raise Failure("--enable runs useradd and systemctl: it needs root (sudo) and --system", EXIT_NOT_ROOT)
+    python = args.python or (sys.executable if here else PI_PYTHON)
     state = root / STATE_DIR.lstrip("/")
     units = root / UNIT_DIR
     try:
@@ -210,15 +219,18 @@ def install(args):
         write_atomic(units / SERVICE, unit_text(python, args.user), 0o644)
     except PermissionError as e:
         raise Failure("cannot write %s (%s): run with sudo, or give --root DIR" % (e.filename, e.strerror)) from None
+    if not here:
+        print("staged for a Pi: ExecStart runs %s (--python to change it); install streetnode there with "
+              "`python3 -m venv /opt/streetnode && /opt/streetnode/bin/pip install streetnode[gateway]`" % python)
     print("installed %s: config %s%s, unit %s" % (cfg["node_id"], state / "config.json",
                                                  " and %s" % (state / ca_name) if ca is not None else "",
                                                  units / SERVICE))  # fmt: skip
-    if python.startswith(("/home/", "/root/")):
+    if here and python.startswith(("/home/", "/root/")):
         print("note: %s is under a home directory, which the service user may not be able to read; a venv in "
               "/opt/streetnode is the safe place" % python)  # fmt: skip
-    cmds = setup_commands(args.user)
+    cmds = setup_commands(args.user, here=here)
     if not args.enable:
-        print("to start it (as root):")
+        print("to start it (as root%s):" % ("" if here else ", on the Pi"))
         for c in cmds:
             print("  " + shlex.join(c))
         print("then watch it: journalctl -u %s -f" % SERVICE)
@@ -244,9 +256,10 @@ examples:
   sudo python3 -m venv /opt/streetnode
   sudo /opt/streetnode/bin/pip install ./streetnode     # (the repository, or a wheel built from it)
   streetnode provision --id gw-rathaus --board pi --broker mqtt.siegen.de --ca city-ca.pem --preset air
-  sudo /opt/streetnode/bin/streetnode gateway install --config nodes/gw-rathaus/config.json --enable
+  sudo /opt/streetnode/bin/streetnode gateway install --config nodes/gw-rathaus/config.json --system --enable
 
-  # or write everything under a staging root and print the commands instead
+  # or, on a laptop, write everything under a staging root (a Pi's SD card) with the Pi's
+  # paths (ExecStart /opt/streetnode/bin/python; --python to change it) and print the commands
   streetnode gateway install --config nodes/gw-rathaus/config.json --root /tmp/pi-image
 
   streetnode gateway run --state-dir /var/lib/streetnode   # what the service runs
@@ -255,7 +268,8 @@ examples:
 exit codes:
   run:     0 stopped, 3 the node asked for a reboot (systemd restarts it), 4 no usable config,
            1 any other failure (systemd restarts it)
-  install: 0 installed, 1 failed (a command or a write), 2 usage, 4 invalid config or not board pi,
+  install: 0 installed, 1 failed (a command or a write), 2 usage (neither --root nor --system),
+           4 invalid config or not board pi,
            5 --enable without root
 """
 
@@ -286,11 +300,16 @@ def _add_actions(p):
     i = gs.add_parser("install", help="install a config and the systemd unit", epilog=EPILOG,
                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     i.add_argument("--config", required=True, metavar="FILE", help="the node's config.json (from streetnode provision)")
-    i.add_argument("--root", default="/", metavar="DIR", help="install under DIR instead of / (a staging tree)")
+    where = i.add_mutually_exclusive_group()
+    where.add_argument("--root", metavar="DIR", help="stage under DIR for a Pi (an SD card's root): the Pi's paths "
+                       "(--python default %s) and groups (%s)" % (PI_PYTHON, ", ".join(HARDWARE_GROUPS)))
+    where.add_argument("--system", action="store_true", help="install into this machine: /etc/systemd/system and "
+                       "%s (root)" % STATE_DIR)
     i.add_argument("--user", default=DEFAULT_USER, help="the service's own user (default %s)" % DEFAULT_USER)
-    i.add_argument("--python", metavar="PATH", help="the Python with streetnode installed (default: this one, %s)"
-                   % sys.executable)  # fmt: skip
-    i.add_argument("--enable", action="store_true", help="also create the user and enable and start the service (root)")
+    i.add_argument("--python", metavar="PATH", help="the Python with streetnode installed (default: with --system "
+                   "this one, %s; with --root %s)" % (sys.executable, PI_PYTHON))  # fmt: skip
+    i.add_argument("--enable", action="store_true", help="with --system: also create the user and enable and start "
+                   "the service (root)")
     i.set_defaults(func=install)
     u = gs.add_parser("unit", help="print the systemd unit file", epilog=EPILOG,
                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip

@@ -414,7 +414,7 @@ def provision(args, now=None):
         if args.show_secrets:
             print("mqtt password for %s: %s" % (args.id, mqtt_pw))
     if full["board"] == "pi":
-        print("next: sudo streetnode gateway install --config %s/%s" % (out, fwconfig.CONFIG_FILE))
+        print("next: sudo streetnode gateway install --system --config %s/%s" % (out, fwconfig.CONFIG_FILE))
     else:
         print("next: streetnode flash ..., then streetnode deploy --config %s/%s" % (out, fwconfig.CONFIG_FILE))
     return 0

@@ -88,6 +88,18 @@ print(json.dumps({'slot': _slot, 'files': _out, 'sizes': _sizes, 'free': _free})
 """
 
 
+# What the board is: its MicroPython port (sys.platform: esp32, rp2, linux for the unix port)
+# and its machine ("Generic ESP32 module with ESP32", "Raspberry Pi Pico W with RP2040").
+IDENTIFY = """\
+import sys
+try:
+    _m = os.uname().machine
+except (AttributeError, OSError):
+    _m = getattr(sys.implementation, '_machine', '')
+print(json.dumps({'platform': sys.platform, 'implementation': sys.implementation.name, 'machine': _m}))
+"""
+
+
 def hashes(paths):
     """A statement printing {path: sha256 or None} as JSON for `paths`."""
     return "print(json.dumps({p: (_h(p) if _ex(p) else None) for p in %r}))" % list(paths)

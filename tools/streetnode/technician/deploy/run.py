@@ -67,6 +67,22 @@ def get_bundle(args, cfg):
     return path, manifest
 
 
+def check_board(ident, port, cfg, manifest):
+    """Refuse, before anything is changed, a config or bundle for another board than the one
+    attached (hal/boards.py knows which MicroPython port runs each board)."""
+    device_code()
+    from hal import boards
+
+    why = boards.fits(cfg["board"], ident.get("platform"), ident.get("implementation"))
+    if why:
+        raise Failure("%s is %s (sys.platform %s), but the config's board is %s and the bundle's target is %s: "
+                      "nothing was changed; provision a config for this board (streetnode provision --board ...)"
+                      % (port, ident.get("machine") or "?", ident.get("platform"), cfg["board"], manifest["target"]),
+                      EXIT_INPUT)  # fmt: skip
+    print("board at %s: %s (%s), config board %s, bundle %s" % (port, ident.get("machine") or "?",
+          ident.get("platform"), cfg["board"], manifest["target"]))  # fmt: skip
+
+
 def _kib(n):
     return "%.1f KiB" % (n / 1024.0)
 
@@ -82,6 +98,7 @@ def deploy(args):
         board = Board(args.port, connect_timeout=args.connect_timeout).open()
         try:
             board.raw_repl()
+            check_board(board.identify(), args.port, cfg, manifest)
             survey = board.survey([DATA + "/" + name for name, _ in data_files])
             plan = Plan(survey, manifest, bundle_dir, data_files)
             if plan.nothing_to_do:

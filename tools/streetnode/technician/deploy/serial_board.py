@@ -96,6 +96,14 @@ class Board:
         except (ValueError, IndexError):
             raise Failure("the board answered the survey with %r" % out[-200:])
 
+    def identify(self):
+        """{"platform", "implementation", "machine"} as the board reports them."""
+        out = self.exec(board_code.IDENTIFY)
+        try:
+            return json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise Failure("the board did not say what it is (answered %r)" % out[-200:])
+
     def hashes(self, paths):
         return json.loads(self.exec(board_code.hashes(paths)).strip().splitlines()[-1])
 
