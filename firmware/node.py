@@ -133,6 +133,7 @@ class Node:
         self.published = 0
         self.reboot_requested = False
         self.step_errors = 0
+        self.passes = 0  # loop passes since boot (health's loop_passes: a spinning loop shows)
         self.wdt = None
         self.flash_report = None  # set by the unix port when its flash had to be formatted
         self._unsaved = []  # (seq, body) the outbox could not commit (a full or failing flash)
@@ -339,6 +340,7 @@ class Node:
             "sensors": {s.name: s.state for s in self.sensors.slots},
             "config_error": self.config_error,
             "step_errors": self.step_errors,
+            "loop_passes": self.passes,
         }
         self._flash_health(extra)
         wlan = self.net.health()
@@ -381,6 +383,7 @@ class Node:
         and the loop goes on (the watchdog resets a node that stops making progress)."""
         deep = self.config.get("deep_sleep")
         while not self.reboot_requested and not (stop and stop()):
+            self.passes += 1
             try:
                 wait = self.step()
             except MemoryError:

@@ -12,7 +12,6 @@ from hal import clock
 from hal.sim.bus import SimI2C, SimPin, SimSPI, SimUART
 from hal.sim.environment import StreetEnvironment
 from hal.sim.schedule import switch_due
-from hal.sim.wlan import RADIO_FAULT_KINDS
 
 # Which chip model stands in for which driver, and at which default address: the
 # "sim" (a class in hal/sim/<driver>.py) and "address" of each driver in drivers/registry.py.
@@ -23,6 +22,9 @@ FAULT_KINDS = ("absent", "eio", "stuck_busy", "corrupt", "hang", "frozen", "brow
 # brownout: the board resets when the fault switches on (the supply dips): SimPlatform
 #           raises SystemExit(EXIT_REBOOT), so a node process ends as a board that reset;
 #           since each boot starts the fault schedule again, at_s > 0 makes a boot loop.
+
+# The radio's faults (hal/sim/wlan.py, loaded only for a node with a wifi section): no sensor.
+RADIO_FAULT_KINDS = ("wlan_down", "ap_refuses", "ntp_silent")
 
 EXIT_REBOOT = 3  # firmware/node.py: the exit code of a board reset on the unix port
 

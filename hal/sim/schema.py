@@ -12,8 +12,7 @@
 
 from firmware.config.checks import REQUIRED, choice, get, integer, num, obj, string
 from firmware.config.messages import ConfigError, show
-from hal.sim.board import FAULT_KINDS
-from hal.sim.wlan import RADIO_FAULT_KINDS
+from hal.sim.board import FAULT_KINDS, RADIO_FAULT_KINDS
 
 MAX_FAULTS = 64
 

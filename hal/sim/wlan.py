@@ -25,9 +25,8 @@ import math
 from errno import EHOSTUNREACH, EPERM, ETIMEDOUT
 
 from hal import clock
+from hal.sim.board import RADIO_FAULT_KINDS  # noqa: F401  (public here too)
 from hal.sim.schedule import switch_due
-
-RADIO_FAULT_KINDS = ("wlan_down", "ap_refuses", "ntp_silent")
 
 STA_IF = 0
 AP_IF = 1

@@ -1,8 +1,10 @@
-# Reconnect backoff of firmware/mqtt.py: exponential envelope, full jitter, cap, and the
-# seedable random source that gives the same delays on MicroPython and CPython.
+# The one backoff policy (firmware/backoff.py) of the broker (firmware/mqtt.py), the WLAN
+# and NTP (firmware/net.py): exponential envelope, full jitter, cap, and the seedable
+# random source that gives the same delays on MicroPython and CPython.
 # Pure functions: runs on both interpreters.
 
-from firmware.mqtt import Jitter, backoff_ms
+from firmware import mqtt, net
+from firmware.backoff import Backoff, Jitter, backoff_ms
 from host_tests.device.support import raises
 
 RAW_12345 = [1255823138, 134017181, 2752287018]
@@ -79,3 +81,31 @@ def test_a_city_restarting_spreads_out():
     for d in firsts:
         per_100ms[d // 100] += 1
     assert max(per_100ms) < 500 // 10 * 2  # no window gets more than twice its share
+
+
+def test_one_policy_for_broker_wlan_and_ntp():
+    # The link uses these very functions; the radio and NTP keep a Backoff each.
+    assert mqtt.backoff_ms is backoff_ms and mqtt.Jitter is Jitter
+    assert net.Backoff is Backoff
+
+
+def test_backoff_counts_failures_and_resets():
+    b = Backoff(2000, 120000, Jitter(99).random)
+    delays = [b.next() for _ in range(10)]
+    assert b.failures == 10 and b.last_ms == delays[-1]
+    envelopes = [2000, 4000, 8000, 16000, 32000, 64000, 120000, 120000, 120000, 120000]
+    assert all(0 <= d < e for d, e in zip(delays, envelopes)), delays
+    assert max(delays[6:]) > 16000  # the envelope did grow
+    b.reset()
+    assert b.failures == 0
+    assert b.next() < 2000  # after a success, the first retry is short again
+
+
+def test_backoff_is_the_same_sequence_as_the_pure_function():
+    b = Backoff(1000, 60000, Jitter(12345).random)
+    assert [b.next() for _ in range(10)] == [292, 62, 2563, 7595, 11455, 29657, 8560, 35702, 11878, 20717]
+
+
+def test_backoff_refuses_a_bad_policy():
+    raises(ValueError, Backoff, 0, 1000, Jitter(1).random)
+    raises(ValueError, Backoff, 2000, 1000, Jitter(1).random)

@@ -8,7 +8,6 @@
 import json
 
 from firmware.backoff import Jitter
-from firmware.config import ConfigError, validate
 from firmware.mqtt import MQTTLink
 from firmware.net import CONNECTING, DOWN, UP, Net
 from firmware.node import Node
@@ -290,6 +289,10 @@ def _cfg(**extra):
 
 
 def test_radio_faults_and_the_wlan_options_in_the_config():
+    # Imported here: a node's boot lets the config modules go on MicroPython (firmware/node.py
+    # _unload), and a class imported before would not be the one raised afterwards.
+    from firmware.config import ConfigError, validate
+
     ok = validate(_cfg(wifi=WIFI, sim={"faults": [{"kind": "wlan_down", "at_s": 5, "for_s": 9}], "wlan": {"dhcp_ms": 0}}))
     assert ok["sim"]["faults"] == [{"kind": "wlan_down", "at_s": 5, "for_s": 9}]
     assert ok["sim"]["wlan"] == {"assoc_ms": 1500, "dhcp_ms": 0, "rssi_dbm": -67, "rssi_swing_db": 6}
