@@ -8,15 +8,23 @@
 # and the tests. Retries (association, NTP) follow the one backoff policy with full
 # jitter (firmware/backoff.py), like the broker's.
 #
-#   net = Net({"ssid": "city-iot", "password": "..."}, "pool.ntp.org", rand=Jitter(seed).random)
+#   net = Net({"ssid": "city-iot", "password": "..."}, "pool.ntp.org", seed=entropy_seed(node_id))
 #   if net.ensure():   # never blocks (but for one NTP request of at most _NTP_TIMEOUT_S)
 #       ...            # the radio is up: talk to the broker
 #   net.next_due_ms()  # when ensure() has something to do again
 
 import time
 
-from firmware.backoff import Backoff, Jitter
+from firmware.backoff import Jitter, backoff_ms
 from hal import clock
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
 
 try:
     import network as _network
@@ -27,17 +35,17 @@ except ImportError:  # unix port, CPython
 _EPOCH_OFFSET = 0 if time.gmtime(0)[0] == 1970 else 946684800
 _EARLIEST_PLAUSIBLE = 1735689600  # 2025-01-01: an RTC before this has not been set
 
-_CONNECT_TIMEOUT_MS = 20000  # an association (and DHCP) that takes longer is given up (wifi.timeout_s)
-_BACKOFF_BASE_MS = 2000  # WLAN retries: 0..2 s after a loss, doubling to 0..120 s
-_BACKOFF_CAP_MS = 120000
-_CONNECTING_POLL_MS = 100  # how often a connection attempt in progress is looked at
+_CONNECT_TIMEOUT_MS = const(20000)  # an association (and DHCP) that takes longer is given up (wifi.timeout_s)
+_BACKOFF_BASE_MS = const(2000)  # WLAN retries: 0..2 s after a loss, doubling to 0..120 s
+_BACKOFF_CAP_MS = const(120000)
+_CONNECTING_POLL_MS = const(100)  # how often a connection attempt in progress is looked at
 # One NTP request blocks the loop at most this long (ntptime's socket timeout on a board;
 # its default is 1 s). A board's RTC drifts a few seconds a day: resync hourly, and after
 # every reconnect; a server that does not answer is asked again with the backoff.
-_NTP_TIMEOUT_S = 1
-_NTP_RESYNC_MS = 3600000
-_NTP_RETRY_BASE_MS = 10000
-_NTP_RETRY_CAP_MS = 600000
+_NTP_TIMEOUT_S = const(1)
+_NTP_RESYNC_MS = const(3600000)
+_NTP_RETRY_BASE_MS = const(10000)
+_NTP_RETRY_CAP_MS = const(600000)
 
 # The radio's answers that end an attempt before its timeout (ESP32 and Pico W names).
 _FAILED_NAMES = (
@@ -60,15 +68,16 @@ class Net:
     last_status the radio's status() when the last attempt failed, or None
     """
 
-    def __init__(self, wifi=None, ntp_host=None, network=None, ntptime=None, rand=None):
+    def __init__(self, wifi=None, ntp_host=None, network=None, ntptime=None, seed=None):
         self.wifi = wifi
         self.ntp_host = ntp_host
         self.wlan = None
         self._ntptime = ntptime
         net = network if network is not None else _network
-        rand = rand or Jitter(clock.ticks_ms()).random
-        self._backoff = Backoff(_BACKOFF_BASE_MS, _BACKOFF_CAP_MS, rand)
-        self._ntp_backoff = Backoff(_NTP_RETRY_BASE_MS, _NTP_RETRY_CAP_MS, rand)
+        self._rand = None  # made only for a radio: heap is short on a board
+        self.failures = 0  # WLAN attempts failed in a row: the backoff's exponent
+        self._ntp_failures = 0
+        self._retry_delay = None
         self._timeout_ms = int(((wifi or {}).get("timeout_s") or _CONNECT_TIMEOUT_MS / 1000) * 1000)
         self._connecting_since = None
         self._up = False
@@ -84,6 +93,7 @@ class Net:
         self._synced = net is None  # the OS keeps time where there is no radio module
         self._failed = ()
         if net is not None and wifi:
+            self._rand = Jitter(clock.ticks_ms() if seed is None else seed).random
             self._failed = tuple(getattr(net, n) for n in _FAILED_NAMES if hasattr(net, n))
             self.wlan = net.WLAN(net.STA_IF)
             self.wlan.active(True)
@@ -109,10 +119,10 @@ class Net:
             if not self._up:  # (re)associated, with an address
                 self._up = True
                 self._connecting_since = None
-                self._backoff.reset()
+                self.failures = 0
                 self._down_ms += clock.ticks_diff(now, self._down_since)
                 self.connects += 1
-                self._ntp_backoff.reset()
+                self._ntp_failures = 0
                 self._ntp_due = now  # the clock again after every reconnect
             if self._ntp_due is not None and clock.ticks_diff(now, self._ntp_due) >= 0:
                 self.sync_time()
@@ -121,7 +131,7 @@ class Net:
             self._up = False
             self.drops += 1
             self._down_since = now
-            self._retry_at = clock.ticks_add(now, self._backoff.next())
+            self._retry_at = clock.ticks_add(now, self._next_delay())
             return False
         if self._connecting_since is not None:
             st = wlan.status()
@@ -145,7 +155,12 @@ class Net:
         except OSError:  # nothing to leave
             pass
         self._connecting_since = None
-        self._retry_at = clock.ticks_add(now, self._backoff.next())
+        self._retry_at = clock.ticks_add(now, self._next_delay())
+
+    def _next_delay(self):
+        d = self._retry_delay = backoff_ms(self.failures, self._rand(), _BACKOFF_BASE_MS, _BACKOFF_CAP_MS)
+        self.failures += 1
+        return d
 
     def next_due_ms(self):
         """Milliseconds until ensure() has something to do (None: nothing, or no radio): a
@@ -166,7 +181,7 @@ class Net:
 
     def retry_ms(self):
         """The last WLAN backoff delay handed out (ms), or None."""
-        return self._backoff.last_ms
+        return self._retry_delay
 
     def down_s(self):
         """Seconds the WLAN was not up since boot (the time to the first association too)."""
@@ -220,10 +235,12 @@ class Net:
             ntp.settime()
             self._synced = True
             self.ntp_syncs += 1
-            self._ntp_backoff.reset()
+            self._ntp_failures = 0
             self._ntp_due = clock.ticks_add(clock.ticks_ms(), _NTP_RESYNC_MS)
         except (OSError, OverflowError, IndexError):  # no answer, or a garbled one
-            self._ntp_due = clock.ticks_add(clock.ticks_ms(), self._ntp_backoff.next())
+            d = backoff_ms(self._ntp_failures, self._rand(), _NTP_RETRY_BASE_MS, _NTP_RETRY_CAP_MS)
+            self._ntp_failures += 1
+            self._ntp_due = clock.ticks_add(clock.ticks_ms(), d)
         return self._synced
 
     def synced(self):

@@ -15,7 +15,7 @@ import json
 import sys
 
 from firmware import commands, payloads
-from firmware.backoff import Jitter, entropy_seed
+from firmware.backoff import entropy_seed
 from firmware.net import Net
 from firmware.outbox import Outbox
 from firmware.sensors import Sensors
@@ -159,7 +159,7 @@ class Node:
             (cfg.get("ntp") or {}).get("host"),
             network=getattr(self.platform, "network", None),
             ntptime=getattr(self.platform, "ntptime", None),
-            rand=Jitter(entropy_seed(cfg["node_id"]) ^ 0x5A5A).random,
+            seed=entropy_seed(cfg["node_id"]) ^ 0x5A5A,
         )
         self._net_up = False
         self.link = self._link or self._make_link(cfg)

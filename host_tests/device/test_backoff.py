@@ -4,7 +4,7 @@
 # Pure functions: runs on both interpreters.
 
 from firmware import mqtt, net
-from firmware.backoff import Backoff, Jitter, backoff_ms
+from firmware.backoff import Jitter, backoff_ms
 from host_tests.device.support import raises
 
 RAW_12345 = [1255823138, 134017181, 2752287018]
@@ -84,28 +84,32 @@ def test_a_city_restarting_spreads_out():
 
 
 def test_one_policy_for_broker_wlan_and_ntp():
-    # The link uses these very functions; the radio and NTP keep a Backoff each.
+    # The link and the radio (WLAN and NTP retries) use these very functions.
     assert mqtt.backoff_ms is backoff_ms and mqtt.Jitter is Jitter
-    assert net.Backoff is Backoff
+    assert net.backoff_ms is backoff_ms and net.Jitter is Jitter
 
 
-def test_backoff_counts_failures_and_resets():
-    b = Backoff(2000, 120000, Jitter(99).random)
-    delays = [b.next() for _ in range(10)]
-    assert b.failures == 10 and b.last_ms == delays[-1]
+def test_the_wlan_backoff_grows_jittered_and_resets():
+    from hal.sim.wlan import SimNetwork, SimNTP, SimWLAN
+    from host_tests.device.support import virtual_clock
+
+    virtual_clock(0)
+    radio = SimWLAN(faults=[{"kind": "wlan_down", "for_s": 600}], assoc_ms=100, dhcp_ms=0)
+    n = net.Net({"ssid": "x", "password": ""}, "", network=SimNetwork(radio), ntptime=SimNTP(radio), seed=99)
+    from hal import clock
+
+    delays = []
+    while len(delays) < 10:
+        n.ensure()
+        if n.retry_ms() is not None and (not delays or n.failures > len(delays)):
+            delays.append(n.retry_ms())
+        clock.sleep_ms(50)
     envelopes = [2000, 4000, 8000, 16000, 32000, 64000, 120000, 120000, 120000, 120000]
     assert all(0 <= d < e for d, e in zip(delays, envelopes)), delays
     assert max(delays[6:]) > 16000  # the envelope did grow
-    b.reset()
-    assert b.failures == 0
-    assert b.next() < 2000  # after a success, the first retry is short again
-
-
-def test_backoff_is_the_same_sequence_as_the_pure_function():
-    b = Backoff(1000, 60000, Jitter(12345).random)
-    assert [b.next() for _ in range(10)] == [292, 62, 2563, 7595, 11455, 29657, 8560, 35702, 11878, 20717]
-
-
-def test_backoff_refuses_a_bad_policy():
-    raises(ValueError, Backoff, 0, 1000, Jitter(1).random)
-    raises(ValueError, Backoff, 2000, 1000, Jitter(1).random)
+    seq = Jitter(99)
+    assert delays[:3] == [backoff_ms(k, seq.random(), 2000, 120000) for k in range(3)]
+    while not n.up():
+        clock.sleep_ms(1000)
+        n.ensure()
+    assert n.failures == 0  # reset by the association

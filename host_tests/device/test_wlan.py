@@ -7,7 +7,6 @@
 
 import json
 
-from firmware.backoff import Jitter
 from firmware.mqtt import MQTTLink
 from firmware.net import CONNECTING, DOWN, UP, Net
 from firmware.node import Node
@@ -178,7 +177,7 @@ def test_sim_ntp_answers_or_times_out_within_its_timeout():
 
 def _net(faults=(), ntp_host="pool.ntp.org", wifi=None, **kw):
     radio = _radio(faults, **kw)
-    net = Net(wifi or WIFI, ntp_host, network=SimNetwork(radio), ntptime=SimNTP(radio), rand=Jitter(7).random)
+    net = Net(wifi or WIFI, ntp_host, network=SimNetwork(radio), ntptime=SimNTP(radio), seed=7)
     return net, radio
 
 
@@ -219,9 +218,9 @@ def test_the_radio_failing_ends_an_attempt_early_and_backs_off_with_jitter():
     assert 4 <= attempts <= 20, attempts
     assert net.last_status == STAT_CONNECT_FAIL and not net.up()
     assert calls < 119 * 12  # while waiting out the backoff the node sleeps
-    assert net._backoff.failures == attempts
+    assert net.failures == attempts
     _drive(net, 130000)
-    assert net.up() and net._backoff.failures == 0 and net.last_status == STAT_CONNECT_FAIL
+    assert net.up() and net.failures == 0 and net.last_status == STAT_CONNECT_FAIL
 
 
 def test_wlan_backoff_is_jittered_between_nodes():
@@ -229,7 +228,7 @@ def test_wlan_backoff_is_jittered_between_nodes():
     for seed in range(40):
         virtual_clock(0)
         radio = SimWLAN(faults=[{"kind": "wlan_down"}], assoc_ms=100, dhcp_ms=0)
-        net = Net(WIFI, "", network=SimNetwork(radio), ntptime=SimNTP(radio), rand=Jitter(seed).random)
+        net = Net(WIFI, "", network=SimNetwork(radio), ntptime=SimNTP(radio), seed=seed)
         _drive(net, 300)
         firsts.append(net.retry_ms())
     assert all(0 <= d < 2000 for d in firsts)
