@@ -13,11 +13,13 @@ require("drivers.sps30")
 require("umqtt.simple")  # pinned in tools/streetnode/common/deps.py
 include("compat/manifest.py")
 require("firmware.config")
+require("firmware.ota")
 
 package(
     "firmware",
     files=(
-        "__init__.py", "atomic.py", "backoff.py", "commands.py", "mqtt.py", "mqtt_umqtt.py", "net.py", "node.py", "outbox.py",
+        "__init__.py", "atomic.py", "backoff.py", "commands.py", "logs.py", "mqtt.py", "mqtt_umqtt.py", "net.py", "node.py",
+        "outbox.py",
         "payloads.py", "sensors.py", "state.py", "version.py",
     ),
     base_path="..",

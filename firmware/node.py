@@ -14,8 +14,10 @@ import gc
 import json
 import sys
 
+from firmware.version import FW_VERSION
 from firmware import commands, payloads
 from firmware.backoff import entropy_seed
+from firmware.logs import LogRing
 from firmware.net import Net
 from firmware.outbox import Outbox
 from firmware.sensors import Sensors
@@ -137,6 +139,8 @@ class Node:
         self.wdt = None
         self.flash_report = None  # set by the unix port when its flash had to be formatted
         self._unsaved = []  # (seq, body) the outbox could not commit (a full or failing flash)
+        self.logs = LogRing()  # the last lines printed, for the `logs` command
+        self._was_connected = False
 
     # -- boot ---------------------------------------------------------------------------
 
@@ -145,8 +149,9 @@ class Node:
         cfg, err = _load("config").load(self.dir)
         _unload("state", "config")
         self.config_error = err
+        self.log("boot %s (reset %s), fw %s" % (self.state["boot_count"], self.state.get("reset_cause"), FW_VERSION))
         if err:
-            print("config:", err, "- running on the last good config")
+            self.log("config: %s - running on the last good config" % (err,))
         self.outbox = Outbox(
             self.dir + "/outbox", max_records=cfg["outbox"]["max_records"], ack_persist_every=_ACK_PERSIST_EVERY
         )
@@ -164,6 +169,7 @@ class Node:
         self._net_up = False
         self.link = self._link or self._make_link(cfg)
         self.link.on_cmd = self._on_cmd
+        self.link.unix_time = self.net.unix_time
         self._apply(cfg)
         now = clock.ticks_ms()
         self._next_cycle = now
@@ -191,9 +197,10 @@ class Node:
             with open(self.dir + "/" + m["ca"], "rb") as f:
                 ca = f.read()
         status = {"fw": FW_VERSION, "boot_count": self.state["boot_count"], "reset_cause": self.state.get("reset_cause")}
+        hosts = m.get("hosts") or [{"host": m["host"], "port": m.get("port")}]
         return MQTTLink(
             cfg["node_id"],
-            m["host"],
+            [(h["host"], h["port"]) for h in hosts],  # tried in order: failover (firmware/mqtt.py)
             m.get("port"),
             prefix=m.get("prefix", "streetnode"),
             keepalive_s=m.get("keepalive_s", 60),
@@ -232,6 +239,12 @@ class Node:
             # later). Dropped now, the loop sleeps until the radio is due instead of trying
             # to drain a backlog into a dead socket.
             self.link.radio_down()
+        if self.link.connected != self._was_connected:
+            self._was_connected = self.link.connected
+            if self._was_connected:
+                self.log("mqtt: connected (reconnects %d)" % self.link.reconnects)
+            else:
+                self.log("mqtt: link lost: %s" % (self.link.last_error,))
         self._identify(now)
         if self.wdt is not None:
             self.wdt.feed()  # reached only when the pass completed
@@ -341,6 +354,8 @@ class Node:
             "config_error": self.config_error,
             "step_errors": self.step_errors,
             "loop_passes": self.passes,
+            "broker": getattr(self.link, "broker", None),  # "host:port" of the broker in use
+            "ts": self.net.unix_time(),
         }
         self._flash_health(extra)
         wlan = self.net.health()
@@ -392,7 +407,7 @@ class Node:
                 wait = _ERROR_PAUSE_MS
             except Exception as e:  # noqa: BLE001 - the loop must outlive any bug in a step
                 self.step_errors += 1
-                print("step failed:", repr(e))
+                self.log("step failed: %r" % (e,))
                 wait = _ERROR_PAUSE_MS
             if deep and self.cycles and (self.outbox.pending() == 0 or self._deep_deadline()):
                 self.outbox.sync()
@@ -417,6 +432,8 @@ class Node:
 
     def _on_cmd(self, payload):
         result = commands.handle(payload, self._handlers())
+        if not result["ok"]:
+            self.log("cmd refused: %s" % (result.get("error"),))
         self._results.append(json.dumps(result).encode())
         if len(self._results) > 16:
             self._results.pop(0)  # a flood of commands cannot grow the queue without bound
@@ -430,7 +447,18 @@ class Node:
             "identify": self._cmd_identify,
             "health": self._cmd_health,
             "get_config": lambda args: {"config": _redact(self.config)},
+            "logs": self._cmd_logs,
         }
+
+    def log(self, text):
+        """Print a line, and keep it (with the uptime) for the `logs` command."""
+        self.logs.log("%ds " % (clock.ticks_diff(clock.ticks_ms(), self.started_ms) // 1000), text)
+
+    def _cmd_logs(self, args):
+        n = args.get("lines", self.logs.max)
+        if n < 0:
+            raise ValueError("lines must be 0 or more")
+        return {"lines": self.logs.last(n), "dropped": self.logs.dropped}
 
     def _change(self, patch):
         """Validate, save atomically, then apply; ValueError (reason) if anything is wrong."""

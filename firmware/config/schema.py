@@ -15,8 +15,13 @@ good config (config.good.json, refreshed whenever config.json validates).
                "password": "...",                   esp32-devkitc and pico-w; password
                "timeout_s": 20},                    "" (open) or 8-63 characters;
                                                     timeout_s 1..300 (20)
-      "mqtt": {"host": "mqtt.siegen.de",            required: a host name or IP address
+      "mqtt": {"host": "mqtt.siegen.de",            a host name or IP address; required
+                                                    unless hosts is given
                "port": 8883,                        1..65535 (1883, or 8883 with tls)
+               "hosts": [                           brokers tried in order, 1 to 8: failover
+                 {"host": "mqtt-a.siegen.de",       (see below); each {"host", "port"}, port
+                  "port": 8883},                    as mqtt.port when absent, or a string
+                 "mqtt-b.siegen.de:8883"],          "host", "host:port", "[v6 address]:port"
                "user": "lamp-0042",                 optional (null)
                "password": "...",                   optional, only with a user (null)
                "prefix": "streetnode",              topic levels of A-Z a-z 0-9 _ -
@@ -61,6 +66,15 @@ good config (config.good.json, refreshed whenever config.json validates).
                                                     kappa-Koehler growth factor with the
                                                     humidity of that sensor (null: none)
       ],
+      "ota": {"pubkeys": ["<base64>"],              over-the-air updates: the Ed25519 public
+              "confirm_cycles": 3,                  keys (base64 of 32 bytes, up to 2, so the
+              "trial_boots": 3,                     fleet key can be rotated; [] = the node
+              "trial_timeout_s": 600},              refuses every update) ([]); cycles published
+                                                    without step errors that confirm a new
+                                                    version 1..100 (3); boots a trial may take
+                                                    1..10 (3); seconds until an unconfirmed
+                                                    trial rolls back 30..86400, on unix-sim
+                                                    from 1 (600)
       "sim": {"seed": 1,                            unix-sim only: the simulated street's
               "start_hour": 8.0,                    seed (null: from node_id), start hour
               "faults": [{"sensor": "air",          0..24 (8.0) and up to 64 sensor faults
@@ -76,7 +90,13 @@ good config (config.good.json, refreshed whenever config.json validates).
                                                     rssi_swing_db (6), ssid (any)
     }
 
-Required: node_id, board, mqtt.host, and each sensor's name, driver and bus (plus wifi
+The brokers: mqtt.host (with mqtt.port) is a list of one; mqtt.hosts lists several, tried
+in order (a node that loses its broker goes on to the next, and stays there until that one
+fails). validate() fills in both: "hosts" as {"host", "port"} objects, "host" and "port" as
+the first of them. Given together, host and port must be the first of hosts; a merge patch
+that sets one of the two spellings drops the other (firmware/config/merge.py).
+
+Required: node_id, board, mqtt.host or mqtt.hosts, and each sensor's name, driver and bus (plus wifi
 on the Wi-Fi boards, lat and lon in a location, ca with tls). The values in brackets
 are the defaults, filled in by validate(). Unknown keys are errors (a typo must not
 pass silently), and so are wrong types, numbers out of range, NaN and Infinity. null stands for "the default" everywhere. A board's limits are checked: two
@@ -151,12 +171,69 @@ def _file_name(v, path):
     return v
 
 
+MAX_BROKERS = 8
+
+
+def _host(v, path):
+    return string(v, path, 1, 253, _HOST_CHARS, " of a host name or IP address")
+
+
+def _broker(v, path, port):
+    # {"host": h, "port": p} or "h", "h:p", "[v6]:p"; port: the one for an entry without
+    if type(v) is dict:
+        obj(v, path, ("host", "port"))
+        return {"host": get(v, path, "host", _host, REQUIRED), "port": get(v, path, "port", integer, port, 1, 65535)}
+    if type(v) is not str:
+        raise ConfigError(path, 'must be {"host": ..., "port": ...} or "host:port", not %s' % show(v))
+    host, p = v, None
+    if v[:1] == "[":
+        end = v.find("]")
+        if end < 0 or (end + 1 < len(v) and v[end + 1] != ":"):
+            raise ConfigError(path, 'must be "[IPv6 address]:port" with the brackets closed, not %s' % show(v))
+        host, p = v[1:end], v[end + 2 :] if end + 1 < len(v) else None
+    elif v.count(":") == 1:
+        host, p = v.split(":")
+    if p is not None:
+        if not p.isdigit() or not 0 < int(p) < 65536:
+            raise ConfigError(path, "must end in a port from 1 to 65535 after the colon, not %s" % show(v))
+        port = int(p)
+    return {"host": _host(host, path), "port": port}
+
+
+def _hosts(v, path, port):
+    if type(v) is not list or not 1 <= len(v) <= MAX_BROKERS:
+        what = "%d" % len(v) if type(v) is list else show(v)
+        raise ConfigError(path, "must be a list of 1 to %d brokers, not %s" % (MAX_BROKERS, what))
+    out = []
+    for i in range(len(v)):
+        b = _broker(v[i], "%s[%d]" % (path, i), port)
+        for j in range(len(out)):
+            if out[j] == b:
+                raise ConfigError("%s[%d]" % (path, i), "%s:%d is already %s[%d]" % (b["host"], b["port"], path, j))
+        out.append(b)
+    return out
+
+
 def _mqtt(v, path):
-    obj(v, path, ("host", "port", "user", "password", "prefix", "keepalive_s", "tls", "ca"))
+    obj(v, path, ("host", "port", "hosts", "user", "password", "prefix", "keepalive_s", "tls", "ca"))
     tls = get(v, path, "tls", boolean, False)
+    port = get(v, path, "port", integer, 8883 if tls else 1883, 1, 65535)
+    host = get(v, path, "host", _host, None)
+    hosts = get(v, path, "hosts", _hosts, None, port)
+    if hosts is None:
+        if host is None:
+            raise ConfigError(join(path, "host"), "required (or mqtt.hosts, a list of brokers)")
+        hosts = [{"host": host, "port": port}]
+    elif host is not None and host != hosts[0]["host"]:
+        raise ConfigError(join(path, "host"), "is %s but mqtt.hosts starts with %s: give the brokers in mqtt.hosts "
+                          "only" % (show(host), show(hosts[0]["host"])))  # fmt: skip
+    elif host is not None and port != hosts[0]["port"]:
+        raise ConfigError(join(path, "port"), "is %d but mqtt.hosts starts with port %d: give the brokers' ports in "
+                          "mqtt.hosts" % (port, hosts[0]["port"]))  # fmt: skip
     out = {
-        "host": get(v, path, "host", string, REQUIRED, 1, 253, _HOST_CHARS, " of a host name or IP address"),
-        "port": get(v, path, "port", integer, 8883 if tls else 1883, 1, 65535),
+        "host": hosts[0]["host"],
+        "port": hosts[0]["port"],
+        "hosts": hosts,
         "user": get(v, path, "user", string, None, 1, 128),
         "password": get(v, path, "password", string, None, 0, 128),
         "prefix": get(v, path, "prefix", _prefix, "streetnode"),
@@ -324,10 +401,62 @@ def _sensors(v, path, board):
     return out
 
 
+OTA_DEFAULT = {"pubkeys": [], "confirm_cycles": 3, "trial_boots": 3, "trial_timeout_s": 600}
+MAX_OTA_KEYS = 2  # the fleet key and the one it is rotated to
+_B64_CHARS = _LOWER + _LOWER.upper() + _DIGITS + "+/"
+
+
+def _pubkey(v, path):
+    # An Ed25519 public key: standard base64 of exactly 32 bytes (44 characters, one "=").
+    if type(v) is not str or len(v) != 44 or v[43] != "=":
+        raise ConfigError(path, "must be an Ed25519 public key: base64 of 32 bytes (44 characters, as "
+                          "`streetnode keys new` writes it to fleet.pub), not %s" % show(v))  # fmt: skip
+    for c in v[:43]:
+        if c not in _B64_CHARS:
+            raise ConfigError(path, "must be base64 (A-Z a-z 0-9 + /), not %s (%s)" % (show(v), show(c)))
+    if v[42] not in "AEIMQUYcgkosw048":  # 43 characters carry 258 bits: the last 2 must be zero
+        raise ConfigError(path, "is not the canonical base64 of 32 bytes: %s" % show(v))
+    return v
+
+
+def _pubkeys(v, path):
+    if type(v) is not list:
+        raise ConfigError(path, "must be a list of base64 Ed25519 public keys, not %s" % show(v))
+    if len(v) > MAX_OTA_KEYS:
+        raise ConfigError(path, "at most %d keys (the fleet key and the one it is rotated to), not %d"
+                          % (MAX_OTA_KEYS, len(v)))  # fmt: skip
+    out = []
+    for i in range(len(v)):
+        k = _pubkey(v[i], "%s[%d]" % (path, i))
+        if k in out:
+            raise ConfigError("%s[%d]" % (path, i), "is the same key as %s[%d]" % (path, out.index(k)))
+        out.append(k)
+    return out
+
+
+def _ota(v, path, board):
+    obj(v, path, ("pubkeys", "confirm_cycles", "trial_boots", "trial_timeout_s"))
+    d = OTA_DEFAULT
+    return {
+        "pubkeys": get(v, path, "pubkeys", _pubkeys, []),
+        "confirm_cycles": get(v, path, "confirm_cycles", integer, d["confirm_cycles"], 1, 100),
+        "trial_boots": get(v, path, "trial_boots", integer, d["trial_boots"], 1, 10),
+        # a board needs time to join Wi-Fi and the broker before it can confirm
+        "trial_timeout_s": get(v, path, "trial_timeout_s", num, d["trial_timeout_s"],
+                               1 if board == "unix-sim" else 30, 86400),  # fmt: skip
+    }
+
+
 _TOP = (
     "node_id", "site", "location", "board", "wifi", "mqtt", "interval_s", "health_every", "outbox",
-    "watchdog_s", "deep_sleep", "ntp", "sensors", "sim",
+    "watchdog_s", "deep_sleep", "ntp", "sensors", "ota", "sim",
 )  # fmt: skip
+
+
+def _copy_ota():
+    d = dict(OTA_DEFAULT)
+    d["pubkeys"] = []
+    return d
 
 
 def validate(doc):
@@ -349,6 +478,7 @@ def validate(doc):
         "deep_sleep": get(doc, "", "deep_sleep", boolean, False),
         "ntp": get(doc, "", "ntp", _ntp, {"host": _NTP_DEFAULT[board]}),
         "sensors": get(doc, "", "sensors", _sensors, [], board),
+        "ota": get(doc, "", "ota", _ota, _copy_ota(), board),
     }
     if board in _WIFI_BOARDS and cfg["wifi"] is None:
         raise ConfigError("wifi", "required on board %s (ssid and password)" % board)

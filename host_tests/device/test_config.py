@@ -100,6 +100,7 @@ def test_minimal_config_gets_every_default():
         "mqtt": {
             "host": "127.0.0.1",
             "port": 1883,
+            "hosts": [{"host": "127.0.0.1", "port": 1883}],  # mqtt.host is a list of one broker
             "user": None,
             "password": None,
             "prefix": "streetnode",
@@ -114,6 +115,7 @@ def test_minimal_config_gets_every_default():
         "deep_sleep": False,
         "ntp": {"host": ""},
         "sensors": [],
+        "ota": {"pubkeys": [], "confirm_cycles": 3, "trial_boots": 3, "trial_timeout_s": 600},
     }
     assert MINIMAL == {"node_id": "lamp-1", "board": "unix-sim", "mqtt": {"host": "127.0.0.1"}}  # untouched
     assert config.validate(cfg) == cfg  # validating a validated config changes nothing
@@ -212,7 +214,7 @@ def test_unknown_keys_are_errors_with_a_hint():
     assert _error(_with("sensors[0].Address", 5)) == 'sensors[0].Address: unknown key (did you mean "address"?)'
     assert _error(_with("colour", "red")) == (
         "colour: unknown key (known keys: node_id, site, location, board, wifi, mqtt, interval_s, health_every, "
-        "outbox, watchdog_s, deep_sleep, ntp, sensors, sim)"
+        "outbox, watchdog_s, deep_sleep, ntp, sensors, ota, sim)"
     )
     assert _error(_with("mqtt.zz", 1)).startswith("mqtt.zz: unknown key (known keys: host, port,")
     long_key = "k" * 500
@@ -319,10 +321,26 @@ def test_parse_json_guards_size_depth_and_count():
     assert message(raises(ConfigError, config.parse_json, b" " * 16385)) == "16385 bytes, more than the 16384 allowed"
     assert message(raises(ConfigError, config.parse_json, b"")) == "empty"
     assert message(raises(ConfigError, config.parse_json, b'{"a": "b')) == "not valid JSON: it ends early (truncated?)"
-    assert message(raises(ConfigError, config.parse_json, b'{"a": 1} x')) == "not valid JSON"
+    assert message(raises(ConfigError, config.parse_json, b'{"a": 1} x')) == "not valid JSON at line 1, column 10 (unexpected 'x')"
     assert message(raises(ConfigError, config.parse_json, b"\xff\xfe{")).startswith("not valid JSON")
     # escaped quotes and brackets inside strings do not count
     assert config.parse_json('{"a": "\\"[[[[[[[[["}') == {"a": '"[[[[[[[[['}
+
+
+def test_a_syntax_error_names_its_line_and_column():
+    # The same place on MicroPython (whose json says only "syntax error in JSON") and
+    # CPython. MicroPython's json.loads alone lets a missing colon or a trailing comma pass.
+    text = b'{\n  "node_id": "lamp-1",\n  "interval_s" 60,\n  "sensors": []\n}'
+    assert message(raises(ConfigError, config.parse_json, text)) == "not valid JSON at line 3, column 16 (unexpected '6')"
+    text = b'{\n  "node_id": "st\xc3\xa4dt",\n  "interval_s": tru\n}'
+    assert message(raises(ConfigError, config.parse_json, text)) == "not valid JSON at line 3, column 20 (unexpected end of line)"
+    assert message(raises(ConfigError, config.parse_json, b'{node_id: 1}')) == "not valid JSON at line 1, column 2 (unexpected 'n')"
+    assert message(raises(ConfigError, config.parse_json, b'{"a": 1}\n\n}')) == "not valid JSON at line 3, column 1 (unexpected '}')"
+    assert message(raises(ConfigError, config.parse_json, b'{"a": [1, 2,]}')) == "not valid JSON at line 1, column 13 (unexpected ']')"
+    assert config.error_at(b'{"a": [1, 2,]}') == 12
+    assert config.error_at(b'{"a": 01}') == 7
+    assert config.error_at(b'{"a": "x\\q"}') == 9
+    assert config.error_at(b'{"a": [1.5e-3, -0, true, false, null, "\\u00e4\\n"]}') is None
 
 
 def test_non_finite_numbers_are_refused():
@@ -378,7 +396,7 @@ def test_broken_config_falls_back_to_the_last_good_one():
         cases = [
             (json.dumps(_with("sensors[1].interval_s", "fast")), 'config.json: sensors[1].interval_s: must be a '
                                                                  'number from 1 to 86400, not "fast"'),
-            ("{'node_id': 'x'}", "config.json: not valid JSON"),
+            ("{'node_id': 'x'}", "config.json: not valid JSON at line 1, column 2 (unexpected \"'\")"),
             ("", "config.json: empty"),
             ("[" * 50, "config.json: nested more than 6 deep"),
             (" " * 20000, "config.json: larger than the 16384 bytes allowed"),
@@ -485,3 +503,51 @@ def test_patch_then_save_then_load_round_trip():
         config.save(d, new)
         assert config.load(d) == (new, None)
         assert json.loads(read_bytes(d + "/config.good.json"))["health_every"] == 3
+
+
+# -- ota ----------------------------------------------------------------------------------------------
+
+_KEY1 = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="  # RFC 8032 TEST 1's public key
+_KEY2 = "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw="  # TEST 2's
+
+
+def test_ota_section_gets_its_defaults_and_keeps_keys():
+    cfg = config.validate(_with("ota", {"pubkeys": [_KEY1, _KEY2], "trial_timeout_s": 120}))
+    assert cfg["ota"] == {"pubkeys": [_KEY1, _KEY2], "confirm_cycles": 3, "trial_boots": 3, "trial_timeout_s": 120}
+    assert config.validate(cfg) == cfg
+    sim = config.validate(dict(MINIMAL, ota={"trial_timeout_s": 2, "confirm_cycles": 1, "trial_boots": 1}))
+    assert sim["ota"] == {"pubkeys": [], "confirm_cycles": 1, "trial_boots": 1, "trial_timeout_s": 2}
+
+
+def test_ota_keys_decode_or_are_none():
+    from firmware.ota import keys
+
+    cfg = config.validate(_with("ota", {"pubkeys": [_KEY1]}))
+    assert keys.pubkeys(cfg) == [bytes(bytearray.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"))]
+    assert keys.pubkeys(config.validate(MINIMAL)) is None
+    assert keys.pubkeys({}) is None
+    assert keys.decode(_KEY2) is not None and len(keys.decode(_KEY2)) == 32
+    for bad in ("", _KEY1[:-1], _KEY1 + "=", "*" * 43 + "=", None, 5):
+        assert keys.decode(bad) is None, bad
+
+
+def test_ota_errors_name_the_key():
+    assert _error(_with("ota", {"pubkeys": _KEY1})) == (
+        'ota.pubkeys: must be a list of base64 Ed25519 public keys, not "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaa..."')
+    assert _error(_with("ota", {"pubkeys": [_KEY1, _KEY2, _KEY1]})) == (
+        "ota.pubkeys: at most 2 keys (the fleet key and the one it is rotated to), not 3")
+    assert _error(_with("ota", {"pubkeys": [_KEY1, _KEY1]})) == "ota.pubkeys[1]: is the same key as ota.pubkeys[0]"
+    short = _KEY1[:40] + "="
+    assert _error(_with("ota", {"pubkeys": [short]})).startswith(
+        "ota.pubkeys[0]: must be an Ed25519 public key: base64 of 32 bytes (44 characters, as `streetnode keys new`")
+    assert _error(_with("ota", {"pubkeys": ["-" + _KEY1[1:]]})) == (
+        'ota.pubkeys[0]: must be base64 (A-Z a-z 0-9 + /), not "-1qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaa..." ("-")')
+    assert _error(_with("ota", {"pubkeys": [_KEY1[:42] + "p="]})).startswith(
+        "ota.pubkeys[0]: is not the canonical base64 of 32 bytes")
+    assert _error(_with("ota", {"pubkeys": [1]})).startswith("ota.pubkeys[0]: must be an Ed25519 public key")
+    assert _error(_with("ota", {"trial_timeout_s": 10})) == "ota.trial_timeout_s: must be a number from 30 to 86400, not 10"
+    assert _error(dict(MINIMAL, ota={"trial_timeout_s": 0})) == "ota.trial_timeout_s: must be a number from 1 to 86400, not 0"
+    assert _error(_with("ota", {"confirm_cycles": 0})) == "ota.confirm_cycles: must be an integer from 1 to 100, not 0"
+    assert _error(_with("ota", {"trial_boots": 2.5})) == "ota.trial_boots: must be an integer from 1 to 10, not 2.5"
+    assert _error(_with("ota", {"pubkey": [_KEY1]})) == 'ota.pubkey: unknown key (did you mean "pubkeys"?)'
+    assert _error(_with("ota", [])) == "ota: must be an object, not a list"

@@ -22,6 +22,9 @@ EXIT_INVALID = 4  # the config, the CA or a secret is wrong or missing
 # gateway
 EXIT_NO_CONFIG = 4  # run: no usable config; install: the config is invalid or not for a gateway
 EXIT_NOT_ROOT = 5  # install --enable without root
+# keys new, release (and release verify, which also uses EXIT_VERIFY)
+EXIT_KEY = 3  # keys new: --out already holds a key; release: the key is missing, unreadable or not Ed25519
+# (release verify: 3 the release or the public key cannot be read, 5 the signature or a file does not verify)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 
@@ -31,6 +34,15 @@ class Failure(RuntimeError):
     def __init__(self, message, code=EXIT_FAILED):
         super().__init__(message)
         self.code = code
+
+
+class UsageError(Failure, ValueError):
+    """A command line that does not make sense (a bad option value, options that do not go
+    together): exit 2 with the subcommand's usage, as argparse's own errors. A ValueError
+    too, so code that checks options for other callers (serve) keeps catching it."""
+
+    def __init__(self, message):
+        super().__init__(message, EXIT_USAGE)
 
 
 def one_line(text):
@@ -61,13 +73,24 @@ def command_name(args):
     return "%s %s" % (name, action) if action else name
 
 
-def run(args, stderr=None):
+def run(args, stderr=None, before=None):
     """Run a parsed command (`args.func`) and return its exit code: the one place where a
     Failure, or any other exception, becomes one line 'streetnode COMMAND: error: ...'."""
     import sys
 
     try:
+        if before is not None:
+            before(args)
         return args.func(args) or EXIT_OK
+    except Failure as e:
+        if e.code != EXIT_USAGE:
+            print("streetnode %s: error: %s" % (command_name(args), one_line(e)), file=stderr or sys.stderr)
+            return e.code
+        parser = getattr(args, "_parser", None)
+        if parser is not None:
+            (stderr or sys.stderr).write(parser.format_usage())
+        print("streetnode %s: error: %s" % (command_name(args), one_line(e)), file=stderr or sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - one line, no traceback, for technicians and scripts
