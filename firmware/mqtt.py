@@ -41,6 +41,7 @@ try:
     from errno import EIO, ETIMEDOUT
 except ImportError:  # a port without errno names: Linux/lwIP numbers
     EIO, ETIMEDOUT = 5, 110
+ENETDOWN = const(100)  # Linux's number, as MicroPython uses on every port (not in its errno)
 
 _DELAYS_KEPT = const(16)  # backoff delays remembered in .delays (for health and tests)
 _INBOX = const(8)  # commands held between two poll() calls; older ones are dropped
@@ -66,64 +67,9 @@ if BACKEND is None:
         PahoBackend = None
 
 
-# -- backoff -------------------------------------------------------------------------------
+# -- backoff: the one policy of every retry (firmware/backoff.py) -------------------------
 
-
-def backoff_ms(attempt, u, base_ms=1000, cap_ms=60000):
-    """Delay before reconnect attempt number `attempt` (0 = first after a loss), with full
-    jitter: u * min(cap_ms, base_ms * 2**attempt) for u in [0, 1). Integer milliseconds."""
-    if attempt < 0:
-        raise ValueError("attempt must be >= 0, got %r" % (attempt,))
-    if not 0 <= u < 1:
-        raise ValueError("u must be in [0, 1), got %r" % (u,))
-    if base_ms <= 0 or cap_ms < base_ms:
-        raise ValueError("need 0 < base_ms <= cap_ms, got %r and %r" % (base_ms, cap_ms))
-    envelope = base_ms
-    while attempt > 0 and envelope < cap_ms:  # doubling, not 2**attempt: no big ints on a board
-        envelope <<= 1
-        attempt -= 1
-    if envelope > cap_ms:
-        envelope = cap_ms
-    return int(u * envelope)
-
-
-class Jitter:
-    """The random source for backoff: xorshift32, seedable, the same numbers on MicroPython
-    and CPython. random() returns a float in [0, 1)."""
-
-    def __init__(self, seed):
-        # Scramble the seed first (murmur3's finaliser): xorshift's first outputs for nearby
-        # seeds (node ids "sim-1", "sim-2", ...) are alike, and a city would retry in step.
-        h = seed & 0xFFFFFFFF
-        h ^= h >> 16
-        h = (h * 0x85EBCA6B) & 0xFFFFFFFF
-        h ^= h >> 13
-        h = (h * 0xC2B2AE35) & 0xFFFFFFFF
-        h ^= h >> 16
-        self._x = h or 0x9E3779B9  # xorshift must not start at 0
-
-    def random(self):
-        x = self._x
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self._x = x
-        return x / 4294967296
-
-
-def entropy_seed(node_id):
-    """A seed that differs between nodes and boots: os.urandom where there is one, mixed
-    with the node id (two nodes booting in the same millisecond still spread out)."""
-    seed = clock.ticks_ms()
-    try:
-        import os
-
-        seed ^= int.from_bytes(os.urandom(4), "big")
-    except (ImportError, AttributeError, OSError):  # no hardware RNG: ticks and id only
-        pass
-    for c in node_id.encode():
-        seed = (seed * 31 + c) & 0xFFFFFFFF
-    return seed
+from firmware.backoff import Jitter, backoff_ms, entropy_seed  # noqa: E402,F401  (also public here)
 
 
 # -- the broker list ---------------------------------------------------------------------------
@@ -439,6 +385,16 @@ class MQTTLink:
                 self._be.abort()
         self.connected = False
         self._closed = True
+
+    def radio_down(self):
+        """The WLAN under the link fell (firmware/net.py says so): the session went with it.
+        Dropped now, as mqtt_as does when the interface reports down; the reconnect is
+        planned with the backoff and tried once the caller polls again (with the radio up)."""
+        if self.connected:
+            i = self._host_i
+            self._lost(OSError(ENETDOWN, "WLAN down"))
+            if self._host_i != i:
+                self._use(i)  # the broker did not fail us: no reason to move to the next one
 
     def next_retry_ms(self):
         """Milliseconds until the next connection attempt (0 when connected or due)."""

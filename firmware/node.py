@@ -16,6 +16,7 @@ import sys
 
 from firmware.version import FW_VERSION
 from firmware import commands, payloads
+from firmware.backoff import entropy_seed
 from firmware.logs import LogRing
 from firmware.net import Net
 from firmware.outbox import Outbox
@@ -85,7 +86,9 @@ def make_platform(cfg):
         if seed is None:
             seed = sum(ord(c) for c in cfg["node_id"])
         env = StreetEnvironment(seed=seed, start_hour=sim.get("start_hour", 8.0))
-        return SimPlatform(cfg.get("sensors", ()), env=env, faults=sim.get("faults", ()))
+        return SimPlatform(
+            cfg.get("sensors", ()), env=env, faults=sim.get("faults", ()), wifi=cfg.get("wifi"), wlan=sim.get("wlan")
+        )
     if board == "pi":
         from hal.blinka import BlinkaPlatform
 
@@ -132,6 +135,7 @@ class Node:
         self.published = 0
         self.reboot_requested = False
         self.step_errors = 0
+        self.passes = 0  # loop passes since boot (health's loop_passes: a spinning loop shows)
         self.wdt = None
         self.flash_report = None  # set by the unix port when its flash had to be formatted
         self.kept_outboxes = []  # former node ids of this board whose outboxes wait on flash
@@ -167,7 +171,16 @@ class Node:
         )
         self.platform = self._platform or make_platform(cfg)
         self._tick = getattr(self.platform, "tick", None)  # bound once: none per loop pass
-        self.net = Net(cfg.get("wifi"), (cfg.get("ntp") or {}).get("host"))
+        # The radio: the board's own `network` and `ntptime`, or the simulator's stand-ins
+        # (hal/sim/wlan.py) that the sim platform carries.
+        self.net = Net(
+            cfg.get("wifi"),
+            (cfg.get("ntp") or {}).get("host"),
+            network=getattr(self.platform, "network", None),
+            ntptime=getattr(self.platform, "ntptime", None),
+            seed=entropy_seed(cfg["node_id"]) ^ 0x5A5A,
+        )
+        self._net_up = False
         self.link = self._link or self._make_link(cfg)
         self.link.on_cmd = self._on_cmd
         self.link.unix_time = self.net.unix_time
@@ -229,10 +242,17 @@ class Node:
         fresh = None
         if clock.ticks_diff(now, self._next_cycle) >= 0:
             fresh = self._cycle(now)
-        if self.net.ensure():
+        self._net_up = self.net.ensure()
+        if self._net_up:
             self.link.poll()
             if self.link.connected:
                 self._publish(fresh)
+        elif self.link.connected:
+            # The radio fell under a link that still thinks it is up: its session is gone
+            # with the WLAN (on a board it would find out at the next ping, a keepalive
+            # later). Dropped now, the loop sleeps until the radio is due instead of trying
+            # to drain a backlog into a dead socket.
+            self.link.radio_down()
         if self.link.connected != self._was_connected:
             self._was_connected = self.link.connected
             if self._was_connected:
@@ -256,7 +276,7 @@ class Node:
             return 0  # a backlog to drain or replies to send: straight on with the next pass
         w[0] = self.sensors.next_due_ms(now)
         w[1] = clock.ticks_diff(self._next_cycle, now)
-        w[2] = link.next_due_ms()
+        w[2] = link.next_due_ms() if self._net_up else None  # no radio, no broker to try
         w[3] = self.net.next_due_ms()
         w[4] = None if self._identify_until is None else _BLINK_MS - now % _BLINK_MS
         w[5] = None if self._reboot_at is None else clock.ticks_diff(self._reboot_at, now)
@@ -347,15 +367,19 @@ class Node:
             "sensors": {s.name: s.state for s in self.sensors.slots},
             "config_error": self.config_error,
             "step_errors": self.step_errors,
+            "loop_passes": self.passes,
             "broker": getattr(self.link, "broker", None),  # "host:port" of the broker in use
             "ts": self.net.unix_time(),
         }
         if self.kept_outboxes:
             extra["kept_outboxes"] = self.kept_outboxes  # former node ids whose records wait on flash
         self._flash_health(extra)
-        rssi = self.net.rssi()
-        if rssi is not None:
-            extra["rssi"] = rssi
+        wlan = self.net.health()
+        if wlan is not None:
+            extra["wlan"] = wlan
+            if wlan["rssi"] is not None:
+                extra["rssi"] = wlan["rssi"]
+            extra["synced"] = self.net.synced()
         uptime_s = clock.ticks_diff(clock.ticks_ms(), self.started_ms) // 1000
         return payloads.health(
             uptime_s, self.outbox.pending(), self.outbox.dropped, self.link.reconnects, self.sensors.errors(), extra
@@ -390,6 +414,7 @@ class Node:
         and the loop goes on (the watchdog resets a node that stops making progress)."""
         deep = self.config.get("deep_sleep")
         while not self.reboot_requested and not (stop and stop()):
+            self.passes += 1
             try:
                 wait = self.step()
             except MemoryError:

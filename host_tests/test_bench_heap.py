@@ -15,7 +15,12 @@ def test_a_short_run_in_a_board_sized_heap_publishes_every_cycle_without_growth(
     # 100 KiB around the ROMFS image, not the board's 96: this turn's node (the driver
     # registry, the pipelined drain, the flash's health) needs about 87 KiB live and no
     # longer runs reliably in 96 KiB (docs/benchmarks.md, "Heap on a small board").
-    res = bench_heap.run(cycles=200, heap="100k")
+    # The radio's code (firmware/net.py's WLAN and NTP, firmware/backoff.py: issue 13) added
+    # about 1.8 KiB live (87.0 -> 88.8 KiB, `python -m streetnode.bench.heap --cycles 100
+    # --heap 102k`): 100 KiB no longer boots. With the
+    # failover and the log ring merged too (main, 2026-12-02) 104 KiB and the .mpy run's 160 KiB
+    # default fail at boot too: 112 and 176 KiB (see the report of branch wifi).
+    res = bench_heap.run(cycles=200, heap="112k", mpy_heap="176k")
     for key in ("rom", "mpy"):
         r = res[key]
         assert "error" not in r, (key, r)

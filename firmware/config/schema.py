@@ -81,7 +81,13 @@ good config (config.good.json, refreshed whenever config.json validates).
                           "kind": "eio",            (absent, eio, stuck_busy, corrupt,
                           "at_s": 60,               hang, frozen, brownout) from at_s
                                                     for for_s seconds
-                          "for_s": 30}]}            (0: to the end) ([])
+                          "for_s": 30}],            (0: to the end) ([]); with a wifi
+                                                    section also radio faults without
+                                                    "sensor" (wlan_down, ap_refuses,
+                                                    ntp_silent), and
+              "wlan": {"assoc_ms": 1500}}           the radio's assoc_ms, dhcp_ms 0..60000
+                                                    (1500, 500), rssi_dbm (-67),
+                                                    rssi_swing_db (6), ssid (any)
     }
 
 The brokers: mqtt.host (with mqtt.port) is a list of one; mqtt.hosts lists several, tried
@@ -491,5 +497,5 @@ def validate(doc):
             from hal.sim.schema import sim
         except ImportError:
             raise ConfigError("sim", "this image has no simulator (hal/sim) to run it")
-        cfg["sim"] = sim(doc["sim"], "sim", [s["name"] for s in cfg["sensors"]])
+        cfg["sim"] = sim(doc["sim"], "sim", [s["name"] for s in cfg["sensors"]], cfg["wifi"] is not None)
     return cfg

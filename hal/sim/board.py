@@ -23,6 +23,9 @@ FAULT_KINDS = ("absent", "eio", "stuck_busy", "corrupt", "hang", "frozen", "brow
 #           raises SystemExit(EXIT_REBOOT), so a node process ends as a board that reset;
 #           since each boot starts the fault schedule again, at_s > 0 makes a boot loop.
 
+# The radio's faults (hal/sim/wlan.py, loaded only for a node with a wifi section): no sensor.
+RADIO_FAULT_KINDS = ("wlan_down", "ap_refuses", "ntp_silent")
+
 EXIT_REBOOT = 3  # firmware/node.py: the exit code of a board reset on the unix port
 
 # A street's air is never still: turbulence and sensor noise make every reading of a
@@ -89,10 +92,17 @@ class SimPlatform:
     """Buses, pins and chip models for the sensors of a node config.
 
     `faults`: a list of {"sensor": name, "kind": one of FAULT_KINDS, "at_s": t, "for_s": d}
-    (d 0 or absent: until the end), applied by tick() as simulated time passes.
+    (d 0 or absent: until the end), applied by tick() as simulated time passes; the radio's
+    faults ({"kind": one of hal/sim/wlan.RADIO_FAULT_KINDS, ...}, no sensor) go to its WLAN.
+
+    `wifi`: the node's "wifi" section. With one, the board has a radio (hal/sim/wlan.py):
+    .network and .ntptime are what `import network` and `import ntptime` give on a board
+    (firmware/net.py takes them), and the MQTT backend's sockets go through the radio.
+    Without, .network is None: the unix port's own network, always up. `wlan`: the
+    SimWLAN's options (assoc_ms, dhcp_ms, rssi_dbm, rssi_swing_db, ssid).
     """
 
-    def __init__(self, sensors, env=None, faults=(), clk=None):
+    def __init__(self, sensors, env=None, faults=(), clk=None, wifi=None, wlan=None):
         self.clock = clk if clk is not None else clock.current()
         self.env = env if env is not None else StreetEnvironment()
         # The chips of a simulated street see it with real sensors' jitter; a constant
@@ -107,7 +117,20 @@ class SimPlatform:
         for spec in sensors:
             self._add(spec)
         self.faults = []
+        radio_faults = [f for f in faults if f.get("kind") in RADIO_FAULT_KINDS]
+        self.radio = self.network = self.ntptime = None
+        if wifi:
+            from hal.sim.wlan import SimNetwork, SimNTP, SimWLAN, gate_mqtt_sockets
+
+            self.radio = SimWLAN(self.clock, radio_faults, **(wlan or {}))
+            self.network = SimNetwork(self.radio)
+            self.ntptime = SimNTP(self.radio, self.clock)
+            gate_mqtt_sockets(self.radio)
+        elif radio_faults:
+            raise ValueError("sim radio faults (%s) need a wifi section" % radio_faults[0]["kind"])
         for f in faults:
+            if f.get("kind") in RADIO_FAULT_KINDS:
+                continue
             if f.get("sensor") not in self.chips:
                 raise ValueError("sim fault for unknown sensor %r" % (f.get("sensor"),))
             if f.get("kind") not in FAULT_KINDS:
@@ -169,6 +192,8 @@ class SimPlatform:
                 f = entry[0]
                 self._switch(f, on)
                 changes.append((f["sensor"], f["kind"], on))
+        if self.radio is not None:
+            changes += self.radio.tick(now)
         return changes
 
     def _switch(self, f, on):

@@ -1,8 +1,10 @@
-# Reconnect backoff of firmware/mqtt.py: exponential envelope, full jitter, cap, and the
-# seedable random source that gives the same delays on MicroPython and CPython.
+# The one backoff policy (firmware/backoff.py) of the broker (firmware/mqtt.py), the WLAN
+# and NTP (firmware/net.py): exponential envelope, full jitter, cap, and the seedable
+# random source that gives the same delays on MicroPython and CPython.
 # Pure functions: runs on both interpreters.
 
-from firmware.mqtt import Jitter, backoff_ms
+from firmware import mqtt, net
+from firmware.backoff import Jitter, backoff_ms
 from host_tests.device.support import raises
 
 RAW_12345 = [1255823138, 134017181, 2752287018]
@@ -79,3 +81,35 @@ def test_a_city_restarting_spreads_out():
     for d in firsts:
         per_100ms[d // 100] += 1
     assert max(per_100ms) < 500 // 10 * 2  # no window gets more than twice its share
+
+
+def test_one_policy_for_broker_wlan_and_ntp():
+    # The link and the radio (WLAN and NTP retries) use these very functions.
+    assert mqtt.backoff_ms is backoff_ms and mqtt.Jitter is Jitter
+    assert net.backoff_ms is backoff_ms and net.Jitter is Jitter
+
+
+def test_the_wlan_backoff_grows_jittered_and_resets():
+    from hal.sim.wlan import SimNetwork, SimNTP, SimWLAN
+    from host_tests.device.support import virtual_clock
+
+    virtual_clock(0)
+    radio = SimWLAN(faults=[{"kind": "wlan_down", "for_s": 600}], assoc_ms=100, dhcp_ms=0)
+    n = net.Net({"ssid": "x", "password": ""}, "", network=SimNetwork(radio), ntptime=SimNTP(radio), seed=99)
+    from hal import clock
+
+    delays = []
+    while len(delays) < 10:
+        n.ensure()
+        if n.retry_ms() is not None and (not delays or n.failures > len(delays)):
+            delays.append(n.retry_ms())
+        clock.sleep_ms(50)
+    envelopes = [2000, 4000, 8000, 16000, 32000, 64000, 120000, 120000, 120000, 120000]
+    assert all(0 <= d < e for d, e in zip(delays, envelopes)), delays
+    assert max(delays[6:]) > 16000  # the envelope did grow
+    seq = Jitter(99)
+    assert delays[:3] == [backoff_ms(k, seq.random(), 2000, 120000) for k in range(3)]
+    while not n.up():
+        clock.sleep_ms(1000)
+        n.ensure()
+    assert n.failures == 0  # reset by the association

@@ -259,7 +259,8 @@ def test_cross_checks():
     assert _error(bad_fault) == 'sim.faults[0].sensor: must be one of "air", not "nope"'
     bad_kind = _with("sim.faults[0].kind", "melt", _sim())
     assert _error(bad_kind) == (
-        'sim.faults[0].kind: must be one of "absent", "eio", "stuck_busy", "corrupt", "hang", "frozen", "brownout", not "melt"'
+        'sim.faults[0].kind: must be one of "absent", "eio", "stuck_busy", "corrupt", "hang", "frozen", "brownout", '
+        '"wlan_down", "ap_refuses", "ntp_silent", not "melt"'
     )
     many = _with("sensors", [{"name": "s%d" % i, "driver": "bh1750", "bus": "i2c0", "address": 8 + i}
                              for i in range(17)])  # fmt: skip
