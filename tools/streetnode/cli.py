@@ -75,6 +75,8 @@ def build_parser():
                    help="each node's flash: LittleFS on a simulated block device of SIZE (bytes, NNk, NNM, or a "
                    "board: esp32-devkitc = 2M, pico-w = 848k; default esp32-devkitc), in DIR/<node id>/flash.img; "
                    "'host' runs on the state directory itself (debugging)")
+    s.add_argument("--ota-key", metavar="FILE", help="the fleet's public key (fleet.pub from `streetnode keys new`): "
+                   "put into each node's config as ota.pubkeys, so the nodes accept releases signed with it")
     s.set_defaults(func=_sim)
 
     d = sub.add_parser(
