@@ -141,6 +141,7 @@ class Node:
         cfg, err = _load("config").load(self.dir)
         _unload("state", "config")
         self.config_error = err
+        self.config = cfg
         if err:
             print("config:", err, "- running on the last good config")
         self.outbox = Outbox(
@@ -151,7 +152,17 @@ class Node:
         self.net = Net(cfg.get("wifi"), (cfg.get("ntp") or {}).get("host"))
         self.link = self._link or self._make_link(cfg)
         self.link.on_cmd = self._on_cmd
-        self._apply(cfg)
+        self.ota = None
+        try:
+            from firmware.ota.receiver import Receiver
+
+            self.ota = Receiver(self)  # after the config: it reads ota.pubkeys from it
+            self.link.subs = ["ota/offer", "ota/chunk"]
+            self.link.on_message = self.ota.on_message
+            self.link.status["fw"] = self.ota.fw
+            self.link.status["slot"] = self.ota.slot
+        except ImportError as e:  # a tree without firmware/ota (a trimmed build): no updates
+            print("ota: not available:", e)
         now = clock.ticks_ms()
         self._next_cycle = now
         self._health_due = True
@@ -212,6 +223,8 @@ class Node:
             self.link.poll()
             if self.link.connected:
                 self._publish(fresh)
+        if self.ota is not None:
+            self.ota.tick(now)
         self._identify(now)
         if self.wdt is not None:
             self.wdt.feed()  # reached only when the pass completed
@@ -226,6 +239,8 @@ class Node:
         link = self.link
         w = self._waits
         if link.connected and (self._results or self._health_due or (self.outbox.pending() and not self._drained)):
+            return 0  # a backlog to drain or replies to send: straight on with the next pass
+        if self.ota is not None and self.ota.busy():
             return 0  # a backlog to drain or replies to send: straight on with the next pass
         w[0] = self.sensors.next_due_ms(now)
         w[1] = clock.ticks_diff(self._next_cycle, now)
@@ -321,6 +336,9 @@ class Node:
             "config_error": self.config_error,
             "step_errors": self.step_errors,
         }
+        if self.ota is not None:
+            extra["fw"] = self.ota.fw  # the running release's version (firmware/ota)
+            extra["slot"] = self.ota.slot
         self._flash_health(extra)
         rssi = self.net.rssi()
         if rssi is not None:
@@ -446,6 +464,10 @@ class Node:
 
     def _cmd_patch_config(self, args):
         return self._change(args["patch"])
+
+    def reboot_soon(self, delay_ms):
+        """Reboot after delay_ms (the outbox is synced and the link closed first)."""
+        self._reboot_at = clock.ticks_add(clock.ticks_ms(), delay_ms)
 
     def _cmd_reboot(self, args):
         self._reboot_at = clock.ticks_add(clock.ticks_ms(), max(0, args.get("delay_ms", 1000)))

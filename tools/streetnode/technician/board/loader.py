@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-LOADER_VERSION = 2
+LOADER_VERSION = 1
 RESULT = "data/ota/result.json"
 TRIAL_BOOTS = 3  # defaults of the config's ota section
 TRIAL_TIMEOUT_S = 600
