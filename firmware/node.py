@@ -163,6 +163,7 @@ class Node:
             self.link.status["slot"] = self.ota.slot
         except ImportError as e:  # a tree without firmware/ota (a trimmed build): no updates
             print("ota: not available:", e)
+        self._apply(cfg)
         now = clock.ticks_ms()
         self._next_cycle = now
         self._health_due = True
