@@ -511,8 +511,9 @@ class Receiver:
 
     def _trial(self, now):
         node = self.node
-        if self.slot is None or self.loader.trial() is None:
-            return
+        t = self.loader.trial()
+        if t is None or t.get("slot") != self.slot:
+            return  # not this boot's trial (the old version, between the switch and its reboot)
         if node.step_errors:
             self._rollback("%d step error(s) during the trial" % node.step_errors)
             return

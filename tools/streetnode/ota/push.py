@@ -31,13 +31,15 @@ from streetnode.common.errors import EXIT_FAILED, EXIT_OK, Failure
 CHUNK = 3072  # firmware/ota/receiver.py CHUNK_MAX
 MANIFEST_INDEX = 0xFFFF
 EXIT_REFUSED = 3  # the release does not verify: nothing sent
-RESEND_S = 8.0  # a node quiet this long is offered the release again (it says where it stands)
+RESEND_S = 3.0  # a node quiet this long is offered the release again (it says where it stands)
 
 
 class Release:
     """A release directory: manifest bytes, signature, the files' bytes by index."""
 
-    def __init__(self, path):
+    def __init__(self, path, verify=True):
+        """verify False: read it without checking files and signature (tests send broken
+        releases this way to see the NODE refuse them)."""
         self.path = Path(path)
         try:
             self.manifest_bytes = (self.path / "manifest.json").read_bytes()
@@ -57,11 +59,12 @@ class Release:
         for f in files:
             p = self._file(f["path"])
             data = p.read_bytes() if p is not None else None
-            if data is None or len(data) != f["size"] or hashlib.sha256(data).hexdigest() != f["sha256"]:
+            if verify and (data is None or len(data) != f["size"] or hashlib.sha256(data).hexdigest() != f["sha256"]):
                 raise Failure("release %s is damaged: %s %s" % (
                     path, f["path"], "is missing" if data is None else "differs from the manifest"), EXIT_REFUSED)
             self.files.append(data)
-        self._check_signature()
+        if verify:
+            self._check_signature()
 
     def _file(self, rel):
         for p in (self.path / rel, self.path / "app" / rel):
@@ -255,12 +258,19 @@ def run(args, out=sys.stdout):
         raise Failure("--canary must be >= 0, --batch and --max-failures >= 1, --timeout > 0", 2)
     release = Release(args.release)  # refused here: nothing is sent
     opts = mqtt.BrokerOptions.from_args(args)
-    prefix = args.prefix
-    nodes = discover(opts, prefix) if args.all else [n for n in args.nodes.split(",") if n]
+    nodes = discover(opts, args.prefix) if args.all else [n for n in args.nodes.split(",") if n]
     if not nodes:
         raise Failure("no nodes to update (--nodes ID,ID or --all with nodes on the broker)", 2)
+    result = rollout(opts, release, nodes, args.canary, args.batch, args.max_failures, args.timeout,
+                     args.prefix, out, args.json)  # fmt: skip
+    return EXIT_OK if result["ok"] else EXIT_FAILED
+
+
+def rollout(opts, release, nodes, canary=1, batch=10, max_failures=1, timeout=900.0, prefix="streetnode",
+            out=sys.stdout, as_json=False):
+    """Roll `release` out to `nodes` in stages; the outcome per node (and "ok": all confirmed)."""
     tty = out.isatty() if hasattr(out, "isatty") else False
-    r = Rollout(None, release, prefix, out, args.json, tty)
+    r = Rollout(None, release, prefix, out, as_json, tty)
 
     def on_message(c, u, msg):
         parts = msg.topic.split("/")
@@ -274,20 +284,21 @@ def run(args, out=sys.stdout):
     r.client = client = mqtt.connect(opts, None, on_message=on_message, subscribe=[prefix + "/+/ota/status"])
     time.sleep(0.5)  # the retained states first
     stages = []
-    if args.canary:
-        stages.append(("canary", nodes[:args.canary]))
-    rest = nodes[args.canary:]
-    for i in range(0, len(rest), args.batch):
-        stages.append(("batch %d" % (i // args.batch + 1), rest[i:i + args.batch]))
+    if canary:
+        stages.append(("canary", nodes[:canary]))
+    rest = nodes[canary:]
+    for i in range(0, len(rest), batch):
+        stages.append(("batch %d" % (i // batch + 1), rest[i:i + batch]))
     halted = None
     try:
         for name, group in stages:
             for n in group:
                 r.start(n)
-            r.wait(group, args.timeout)
+            r.wait(group, timeout)
             failed = [x for x in r.runs.values() if x.state == "failed"]
-            if len(failed) >= args.max_failures:
-                halted = "halted after %s: %d failure(s) (--max-failures %d)" % (name, len(failed), args.max_failures)
+            if len(failed) >= max_failures:
+                halted = "halted after %s: %d failure(s) (--max-failures %d): %s" % (
+                    name, len(failed), max_failures, "; ".join("%s %s" % (x.node, x.reason) for x in failed))
                 break
     finally:
         mqtt.close(client)
@@ -298,8 +309,8 @@ def run(args, out=sys.stdout):
                   for n, x in zip(nodes, runs)},
         "halted": halted,
     }  # fmt: skip
-    ok = all(x is not None and x.state == "confirmed" for x in runs)
-    if args.json:
+    ok = result["ok"] = all(x is not None and x.state == "confirmed" for x in runs)
+    if as_json:
         print(json.dumps(result, indent=1, sort_keys=True), file=out)
     else:
         if tty:
@@ -311,4 +322,4 @@ def run(args, out=sys.stdout):
             print("%-12s %-10s %s" % (n, s["state"], s["reason"] or ""), file=out)
         print("%d of %d node(s) confirmed %s" % (sum(1 for x in runs if x and x.state == "confirmed"), len(nodes),
                                                  release.version), file=out)  # fmt: skip
-    return EXIT_OK if ok else EXIT_FAILED
+    return result
