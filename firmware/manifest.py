@@ -13,6 +13,7 @@ require("drivers.sps30")
 require("umqtt.simple")  # pinned in tools/streetnode/common/deps.py
 include("compat/manifest.py")
 require("firmware.config")
+require("firmware.ota")
 
 package(
     "firmware",

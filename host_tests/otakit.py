@@ -52,8 +52,8 @@ def make_release(bundle_dir, out, key, version, replace=None, allow_downgrade=Fa
     files.update(replace or {})
     entries = []
     for rel in sorted(files):
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out / rel).write_bytes(files[rel])
+        (out / "bundle" / "app" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / "bundle" / "app" / rel).write_bytes(files[rel])
         entries.append({"path": rel, "size": len(files[rel]), "sha256": hashlib.sha256(files[rel]).hexdigest()})
     manifest = {"format": 1, "version": version, "target": target, "loader": loader, "made": "2026-12-02T04:00:00Z",
                 "allow_downgrade": allow_downgrade, "files": entries}  # fmt: skip

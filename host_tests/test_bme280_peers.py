@@ -123,7 +123,12 @@ def _assert_agree(ours, theirs, context):
 
 
 def _data_registers(chip):
-    return comp.unpack_adc(chip.regs, 0xF7)
+    """(adc_p, adc_t, adc_h) decoded here, not by the driver's unpack_adc that `raw()` uses:
+    the datasheet's burst 0xF7..0xFE (section 4, table 18) holds pressure and temperature
+    as 20-bit values MSB first in three bytes (the xlsb's low nibble unused), then humidity
+    as 16 bits MSB first."""
+    r = bytes(chip.regs[0xF7:0xFF])
+    return int.from_bytes(r[0:3], "big") >> 4, int.from_bytes(r[3:6], "big") >> 4, int.from_bytes(r[6:8], "big")
 
 
 # -- the drivers, end to end, on one simulated chip ------------------------------------

@@ -436,7 +436,7 @@ def runnable(cmd):
         return "report"
     if path == ["gateway", "install"] and "--root" in rest and "--enable" not in rest:
         return "gateway-install"
-    if path in (["gateway", "unit"], ["demo"]):
+    if path in (["gateway", "unit"], ["demo"], ["keys", "new"], ["release"], ["release", "verify"]):
         return "plain"
     return None
 

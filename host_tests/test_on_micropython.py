@@ -49,3 +49,49 @@ def test_on_micropython(module, function):
     r = results[function]
     if not r["ok"]:
         pytest.fail("on MicroPython:\n" + r["error"])
+
+
+def _unplain(path):
+    """What in a device test module would not run as a test inside MicroPython: the runner
+    there (host_tests/mprun.py) calls each top-level test_* function without arguments and
+    nothing else, so a test class, an async or generator test, a fixture argument or a
+    pytest decorator would pass on CPython and be skipped unseen on MicroPython."""
+    import ast
+
+    tree = ast.parse(path.read_text(), str(path))
+    bad = []
+    for node in tree.body:
+        where = "%s:%d" % (path.name, getattr(node, "lineno", 0))
+        if isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            bad.append("%s: class %s (a test class)" % (where, node.name))
+        elif isinstance(node, ast.AsyncFunctionDef) and node.name.startswith("test_"):
+            bad.append("%s: async def %s" % (where, node.name))
+        elif isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+            a = node.args
+            if a.args or a.posonlyargs or a.kwonlyargs or a.vararg or a.kwarg:
+                bad.append("%s: %s takes arguments (fixtures do not exist on MicroPython)" % (where, node.name))
+            if node.decorator_list:
+                bad.append("%s: %s is decorated (parametrize or marks do not run on MicroPython)" % (where, node.name))
+            if any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast.walk(node)):
+                bad.append("%s: %s is a generator (its body would never run)" % (where, node.name))
+    return bad
+
+
+def test_device_tests_are_plain_top_level_functions():
+    bad = [b for path in sorted(DEVICE_TESTS.glob("test_*.py")) for b in _unplain(path)]
+    assert not bad, "device tests that MicroPython would not run:\n" + "\n".join(bad)
+
+
+def test_the_plainness_check_finds_each_shape(tmp_path):
+    src = tmp_path / "test_shapes.py"
+    src.write_text(
+        "import pytest\n"
+        "class TestA:\n    def test_x(self):\n        pass\n"
+        "async def test_b():\n    pass\n"
+        "def test_c(tmp_path):\n    pass\n"
+        "@pytest.mark.parametrize('v', [1])\ndef test_d():\n    pass\n"
+        "def test_e():\n    yield 1\n"
+        "def test_ok():\n    pass\n"
+    )
+    found = _unplain(src)
+    assert [b.split(": ", 1)[1].split(" ")[0] for b in found] == ["class", "async", "test_c", "test_d", "test_e"], found

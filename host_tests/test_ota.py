@@ -105,7 +105,7 @@ def test_rollout_to_three_nodes_with_one_canary(ota):
 def test_the_host_refuses_a_damaged_or_forged_release_and_sends_nothing(ota):
     rel = _release(ota, "0.9.0")
     shutil.copy(ota.pub, rel / "fleet.pub")
-    target = rel / "firmware" / "node.mpy"
+    target = rel / "bundle" / "app" / "firmware" / "node.mpy"
     data = bytearray(target.read_bytes())
     data[100] ^= 1
     target.write_bytes(bytes(data))
@@ -129,7 +129,7 @@ def test_the_node_rejects_what_does_not_verify_and_keeps_running(ota, how):
     else:
         rel = _release(ota, version)
     if how == "byte changed after signing":
-        p = rel / "firmware" / "sensors.mpy"
+        p = rel / "bundle" / "app" / "firmware" / "sensors.mpy"
         data = bytearray(p.read_bytes())
         data[10] ^= 0x40
         p.write_bytes(bytes(data))

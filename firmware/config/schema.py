@@ -61,6 +61,15 @@ good config (config.good.json, refreshed whenever config.json validates).
                                                     kappa-Koehler growth factor with the
                                                     humidity of that sensor (null: none)
       ],
+      "ota": {"pubkeys": ["<base64>"],              over-the-air updates: the Ed25519 public
+              "confirm_cycles": 3,                  keys (base64 of 32 bytes, up to 2, so the
+              "trial_boots": 3,                     fleet key can be rotated; [] = the node
+              "trial_timeout_s": 600},              refuses every update) ([]); cycles published
+                                                    without step errors that confirm a new
+                                                    version 1..100 (3); boots a trial may take
+                                                    1..10 (3); seconds until an unconfirmed
+                                                    trial rolls back 30..86400, on unix-sim
+                                                    from 1 (600)
       "sim": {"seed": 1,                            unix-sim only: the simulated street's
               "start_hour": 8.0,                    seed (null: from node_id), start hour
               "faults": [{"sensor": "air",          0..24 (8.0) and up to 64 sensor faults
@@ -318,10 +327,62 @@ def _sensors(v, path, board):
     return out
 
 
+OTA_DEFAULT = {"pubkeys": [], "confirm_cycles": 3, "trial_boots": 3, "trial_timeout_s": 600}
+MAX_OTA_KEYS = 2  # the fleet key and the one it is rotated to
+_B64_CHARS = _LOWER + _LOWER.upper() + _DIGITS + "+/"
+
+
+def _pubkey(v, path):
+    # An Ed25519 public key: standard base64 of exactly 32 bytes (44 characters, one "=").
+    if type(v) is not str or len(v) != 44 or v[43] != "=":
+        raise ConfigError(path, "must be an Ed25519 public key: base64 of 32 bytes (44 characters, as "
+                          "`streetnode keys new` writes it to fleet.pub), not %s" % show(v))  # fmt: skip
+    for c in v[:43]:
+        if c not in _B64_CHARS:
+            raise ConfigError(path, "must be base64 (A-Z a-z 0-9 + /), not %s (%s)" % (show(v), show(c)))
+    if v[42] not in "AEIMQUYcgkosw048":  # 43 characters carry 258 bits: the last 2 must be zero
+        raise ConfigError(path, "is not the canonical base64 of 32 bytes: %s" % show(v))
+    return v
+
+
+def _pubkeys(v, path):
+    if type(v) is not list:
+        raise ConfigError(path, "must be a list of base64 Ed25519 public keys, not %s" % show(v))
+    if len(v) > MAX_OTA_KEYS:
+        raise ConfigError(path, "at most %d keys (the fleet key and the one it is rotated to), not %d"
+                          % (MAX_OTA_KEYS, len(v)))  # fmt: skip
+    out = []
+    for i in range(len(v)):
+        k = _pubkey(v[i], "%s[%d]" % (path, i))
+        if k in out:
+            raise ConfigError("%s[%d]" % (path, i), "is the same key as %s[%d]" % (path, out.index(k)))
+        out.append(k)
+    return out
+
+
+def _ota(v, path, board):
+    obj(v, path, ("pubkeys", "confirm_cycles", "trial_boots", "trial_timeout_s"))
+    d = OTA_DEFAULT
+    return {
+        "pubkeys": get(v, path, "pubkeys", _pubkeys, []),
+        "confirm_cycles": get(v, path, "confirm_cycles", integer, d["confirm_cycles"], 1, 100),
+        "trial_boots": get(v, path, "trial_boots", integer, d["trial_boots"], 1, 10),
+        # a board needs time to join Wi-Fi and the broker before it can confirm
+        "trial_timeout_s": get(v, path, "trial_timeout_s", num, d["trial_timeout_s"],
+                               1 if board == "unix-sim" else 30, 86400),  # fmt: skip
+    }
+
+
 _TOP = (
     "node_id", "site", "location", "board", "wifi", "mqtt", "interval_s", "health_every", "outbox",
-    "watchdog_s", "deep_sleep", "ntp", "sensors", "sim",
+    "watchdog_s", "deep_sleep", "ntp", "sensors", "ota", "sim",
 )  # fmt: skip
+
+
+def _copy_ota():
+    d = dict(OTA_DEFAULT)
+    d["pubkeys"] = []
+    return d
 
 
 def validate(doc):
@@ -343,6 +404,7 @@ def validate(doc):
         "deep_sleep": get(doc, "", "deep_sleep", boolean, False),
         "ntp": get(doc, "", "ntp", _ntp, {"host": _NTP_DEFAULT[board]}),
         "sensors": get(doc, "", "sensors", _sensors, [], board),
+        "ota": get(doc, "", "ota", _ota, _copy_ota(), board),
     }
     if board in _WIFI_BOARDS and cfg["wifi"] is None:
         raise ConfigError("wifi", "required on board %s (ssid and password)" % board)

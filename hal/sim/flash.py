@@ -131,6 +131,7 @@ class FileFlash:
         self.page_size = page_size
         self.pause_us = pause_us  # between the pages of one program: a window for a kill
         self.on_page = None  # called between the pages of one program (tests)
+        self.on_programmed = None  # called when a program of several pages is complete (tests)
         self.faults = FlashFaults()
         self.programs = 0
         self.erases = 0
@@ -181,6 +182,8 @@ class FileFlash:
                     self.on_page()  # a test's hook: "a kill may land now"
                 if self.pause_us:
                     _sleep_us(self.pause_us)
+        if self.on_programmed is not None and n > ps:
+            self.on_programmed()
         self.bytes_programmed += n
 
     def _erase(self, block):

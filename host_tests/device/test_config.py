@@ -114,6 +114,7 @@ def test_minimal_config_gets_every_default():
         "deep_sleep": False,
         "ntp": {"host": ""},
         "sensors": [],
+        "ota": {"pubkeys": [], "confirm_cycles": 3, "trial_boots": 3, "trial_timeout_s": 600},
     }
     assert MINIMAL == {"node_id": "lamp-1", "board": "unix-sim", "mqtt": {"host": "127.0.0.1"}}  # untouched
     assert config.validate(cfg) == cfg  # validating a validated config changes nothing
@@ -212,7 +213,7 @@ def test_unknown_keys_are_errors_with_a_hint():
     assert _error(_with("sensors[0].Address", 5)) == 'sensors[0].Address: unknown key (did you mean "address"?)'
     assert _error(_with("colour", "red")) == (
         "colour: unknown key (known keys: node_id, site, location, board, wifi, mqtt, interval_s, health_every, "
-        "outbox, watchdog_s, deep_sleep, ntp, sensors, sim)"
+        "outbox, watchdog_s, deep_sleep, ntp, sensors, ota, sim)"
     )
     assert _error(_with("mqtt.zz", 1)).startswith("mqtt.zz: unknown key (known keys: host, port,")
     long_key = "k" * 500
@@ -484,3 +485,51 @@ def test_patch_then_save_then_load_round_trip():
         config.save(d, new)
         assert config.load(d) == (new, None)
         assert json.loads(read_bytes(d + "/config.good.json"))["health_every"] == 3
+
+
+# -- ota ----------------------------------------------------------------------------------------------
+
+_KEY1 = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="  # RFC 8032 TEST 1's public key
+_KEY2 = "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw="  # TEST 2's
+
+
+def test_ota_section_gets_its_defaults_and_keeps_keys():
+    cfg = config.validate(_with("ota", {"pubkeys": [_KEY1, _KEY2], "trial_timeout_s": 120}))
+    assert cfg["ota"] == {"pubkeys": [_KEY1, _KEY2], "confirm_cycles": 3, "trial_boots": 3, "trial_timeout_s": 120}
+    assert config.validate(cfg) == cfg
+    sim = config.validate(dict(MINIMAL, ota={"trial_timeout_s": 2, "confirm_cycles": 1, "trial_boots": 1}))
+    assert sim["ota"] == {"pubkeys": [], "confirm_cycles": 1, "trial_boots": 1, "trial_timeout_s": 2}
+
+
+def test_ota_keys_decode_or_are_none():
+    from firmware.ota import keys
+
+    cfg = config.validate(_with("ota", {"pubkeys": [_KEY1]}))
+    assert keys.pubkeys(cfg) == [bytes(bytearray.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"))]
+    assert keys.pubkeys(config.validate(MINIMAL)) is None
+    assert keys.pubkeys({}) is None
+    assert keys.decode(_KEY2) is not None and len(keys.decode(_KEY2)) == 32
+    for bad in ("", _KEY1[:-1], _KEY1 + "=", "*" * 43 + "=", None, 5):
+        assert keys.decode(bad) is None, bad
+
+
+def test_ota_errors_name_the_key():
+    assert _error(_with("ota", {"pubkeys": _KEY1})) == (
+        'ota.pubkeys: must be a list of base64 Ed25519 public keys, not "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaa..."')
+    assert _error(_with("ota", {"pubkeys": [_KEY1, _KEY2, _KEY1]})) == (
+        "ota.pubkeys: at most 2 keys (the fleet key and the one it is rotated to), not 3")
+    assert _error(_with("ota", {"pubkeys": [_KEY1, _KEY1]})) == "ota.pubkeys[1]: is the same key as ota.pubkeys[0]"
+    short = _KEY1[:40] + "="
+    assert _error(_with("ota", {"pubkeys": [short]})).startswith(
+        "ota.pubkeys[0]: must be an Ed25519 public key: base64 of 32 bytes (44 characters, as `streetnode keys new`")
+    assert _error(_with("ota", {"pubkeys": ["-" + _KEY1[1:]]})) == (
+        'ota.pubkeys[0]: must be base64 (A-Z a-z 0-9 + /), not "-1qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaa..." ("-")')
+    assert _error(_with("ota", {"pubkeys": [_KEY1[:42] + "p="]})).startswith(
+        "ota.pubkeys[0]: is not the canonical base64 of 32 bytes")
+    assert _error(_with("ota", {"pubkeys": [1]})).startswith("ota.pubkeys[0]: must be an Ed25519 public key")
+    assert _error(_with("ota", {"trial_timeout_s": 10})) == "ota.trial_timeout_s: must be a number from 30 to 86400, not 10"
+    assert _error(dict(MINIMAL, ota={"trial_timeout_s": 0})) == "ota.trial_timeout_s: must be a number from 1 to 86400, not 0"
+    assert _error(_with("ota", {"confirm_cycles": 0})) == "ota.confirm_cycles: must be an integer from 1 to 100, not 0"
+    assert _error(_with("ota", {"trial_boots": 2.5})) == "ota.trial_boots: must be an integer from 1 to 10, not 2.5"
+    assert _error(_with("ota", {"pubkey": [_KEY1]})) == 'ota.pubkey: unknown key (did you mean "pubkeys"?)'
+    assert _error(_with("ota", [])) == "ota: must be an object, not a list"

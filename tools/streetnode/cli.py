@@ -10,7 +10,7 @@ from streetnode.common import errors, mqtt
 from streetnode.technician import bundle, deploy, flash, gateway, provision
 from streetnode.field import check, monitor, report, serve
 from streetnode.integrator import bridge
-from streetnode.ota import rollout as ota_rollout
+from streetnode.ota import keys as ota_keys, release as ota_release, rollout as ota_rollout
 
 
 def _demo(args):
@@ -118,7 +118,8 @@ def build_parser():
     # The technician's commands in the order of the job, then the field crew's, then the
     # integrator's: each
     # module defines its subcommand (options, --help examples, exit codes) in register().
-    for module in (provision, bundle, flash, deploy, gateway, check, monitor, report, serve, bridge, ota_rollout):
+    for module in (ota_keys, provision, bundle, ota_release, flash, deploy, gateway, check, monitor, report, serve, bridge,
+                   ota_rollout):
         module.register(sub)
     return p
 

@@ -120,6 +120,51 @@ def run(cycles=10000, heap="96k", mpy_heap="160k", count_heap="512k"):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def smallest(cycles=500, step_k=4, rom_range=(64, 128), mpy_range=(96, 192)):
+    """The smallest heap, in steps of `step_k` KiB, in which the node runs `cycles` cycles
+    with every reading published and no step error, from the ROMFS image (the heap
+    around the image) and from .mpy files: a bisection between the ranges' ends (KiB),
+    each probe a whole run against the broker. None where even the top of a range fails."""
+    tree = compile_tree(lib=deps.device_lib())
+    work = Path(tempfile.mkdtemp(prefix="bench-heap-min-"))
+    probes = []
+    try:
+        image = romfs_image(tree, work / "firmware.romfs")
+        image_heap = -(-image.stat().st_size // 16) * 16 + 32
+        out = {"cycles": cycles, "step_k": step_k}
+        with Broker() as broker:
+            for key, (lo, hi) in (("rom", rom_range), ("mpy", mpy_range)):
+                n = [0]
+
+                def ok(k, key=key, n=n):
+                    n[0] += 1
+                    d = work / ("%s-%d-%d" % (key, k, n[0]))
+                    _config(d, broker.port)
+                    extra = image_heap if key == "rom" else 0
+                    r = _node("run", d, cycles, k * 1024 + extra, tree, image if key == "rom" else None)
+                    good = ("error" not in r and r["step_errors"] == 0 and r["cycles"] == cycles
+                            and r["published"] + r["pending"] == cycles)  # fmt: skip
+                    probes.append((key, k, good, r.get("error")))
+                    return good
+
+                if not ok(hi):
+                    out[key] = None
+                    continue
+                # invariant: hi runs, lo does not (or is the floor)
+                while hi - lo > step_k:
+                    mid = lo + ((hi - lo) // 2 // step_k) * step_k or lo + step_k
+                    if ok(mid):
+                        hi = mid
+                    else:
+                        lo = mid
+                out[key] = hi
+                out[key + "_fails_at"] = lo
+        out["probes"] = probes
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _kib(v):
     return "%.1f KiB" % (v / 1024.0)
 
@@ -147,7 +192,26 @@ def main(argv=None):
     p.add_argument("--mpy-heap", default="160k", help="heap for the run from .mpy files (default 160k)")
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     p.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    p.add_argument("--smallest", action="store_true",
+                   help="instead: bisect the smallest heap (4 KiB steps) that runs --cycles cycles, both ways")
     args = p.parse_args(argv)
+    if args.smallest:
+        m = smallest(cycles=args.cycles)
+        if args.json:
+            print(json.dumps(m, indent=2, sort_keys=True))
+            return 0
+        rows = []
+        for key, what in (("rom", "from a ROMFS image (the heap around the image)"), ("mpy", "from .mpy files")):
+            if m[key] is None:
+                rows.append([what, "more than the range tried", ""])
+            else:
+                rows.append([what, "%d KiB" % m[key], "%d KiB" % m[key + "_fails_at"]])
+        notes = ["%d cycles against the broker per probe, every reading published, no step error; bisection in %d KiB "
+                 "steps, %d probes; the 64-bit unix port, whose objects are about twice a 32-bit board's"
+                 % (m["cycles"], m["step_k"], len(m["probes"]))]  # fmt: skip
+        print(render("The smallest heap the node runs in", ["firmware runs", "runs in", "does not run in"], rows,
+                     notes, [], args.markdown, left=lambda i, n: i < 1))  # fmt: skip
+        return 0
     res = run(args.cycles, args.heap, args.mpy_heap)
     if args.json:
         print(json.dumps(res, indent=2, sort_keys=True))
@@ -175,4 +239,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from streetnode.bench import docs
+
+    sys.exit(docs.run("python -m streetnode.bench.heap", main))

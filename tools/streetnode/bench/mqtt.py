@@ -129,11 +129,10 @@ def format_table(res):
     for name, r in rows:
         lines.append("| %s | %d | %s |" % (name, r["per_s"], r.get("heap_bytes_per_publish", "n/a")))
     lines.append("")
-    lines.append("best of %d rounds of %d publishes (rounds: bare+NODELAY %s, link %s)" % (
+    lines.append("- best of %d rounds of %d publishes (rounds: bare+NODELAY %s, link %s)" % (
         len(res["link"]["rounds"]), res["link"]["n"], res["bare_umqtt_nodelay"]["rounds"], res["link"]["rounds"]))
-    lines.append("")
     lines.append(
-        "link / bare+NODELAY = %.3f; link / bare as shipped = %.1fx"
+        "- link / bare+NODELAY = %.3f; link / bare as shipped = %.1fx"
         % (res["link_vs_bare_nodelay"], res["link_vs_bare_as_shipped"])
     )
     return "\n".join(lines)
@@ -145,6 +144,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5, help="rounds, best one counts (default 5)")
     p.add_argument("--broker", choices=["mosquitto", "amqtt"], default=None)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--markdown", action="store_true", help="the table as Markdown (it is; for --update)")
     args = p.parse_args(argv)
     t = time.monotonic()
     res = run(args.n, kind=args.broker, rounds=args.rounds)
@@ -154,4 +154,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from streetnode.bench import docs
+
+    sys.exit(docs.run("python -m streetnode.bench.mqtt", main))

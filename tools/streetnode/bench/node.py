@@ -11,6 +11,7 @@ against a real broker, all in one run.
 """
 
 import argparse
+import sys
 import json
 import os
 import shutil
@@ -156,10 +157,47 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="streetnode-bench-node", description=__doc__.split("\n\n")[0])
     p.add_argument("--records", type=int, default=1000, help="backlog size (default 1000)")
     p.add_argument("--starts", type=int, default=5, help="process starts per variant (default 5)")
+    p.add_argument("--markdown", action="store_true", help="the table as Markdown (for docs/benchmarks.md)")
+    p.add_argument("--json", action="store_true", help="the raw figures as JSON")
     args = p.parse_args(argv)
-    print(json.dumps(run(args.records, args.starts), indent=1))
-    return 0
+    res = run(args.records, args.starts)
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return 0
+    print(table(res, args.records, args.starts, args.markdown))
+    return 0 if res.get("drained") else 1
+
+
+def table(res, records, starts, markdown=False):
+    """The figures of one run as a table (harness.render)."""
+    from streetnode.bench.harness import render
+
+    def ms(v):
+        return "%.0f ms" % v if v is not None else "no reading arrived"
+
+    mem = res.get("mem_alloc_after_gc")
+    rows = [
+        ["process start to the first reading at a subscriber, `.mpy` (median of %d)" % starts,
+         ms(res.get("first_reading_ms_mpy"))],
+        ["the same, compiled from source at start", ms(res.get("first_reading_ms_source"))],
+        ["backlog drain after an outage (%d records arrived of %d and more)" % (res["drained"], records),
+         "%d records/s" % res["drain_per_s"]],
+        ["bare umqtt.simple QoS 1 publishes in a loop, same run", "%d /s" % res["bare_umqtt_qos1_per_s"]],
+        ["drain / bare", "%.2f" % res["drain_vs_bare"]],
+        ["node heap after a collection, during the drain (64-bit objects)",
+         "%d .. %d B" % (mem["min"], mem["max"]) if mem else "no health report"],
+    ]  # fmt: skip
+    notes = [
+        "the node as .mpy with a BME280 on the real MicroPython unix port, heap %s, broker %s" % (res["heap"], res["broker"]),
+        "drain: arrivals at a QoS 0 subscriber on the same machine (first to last); bare: the same umqtt in a bare "
+        "QoS 1 loop (streetnode.bench.mqtt), best of 3 rounds",
+        "node heap: gc.mem_alloc() after a collection, from the node's own health reports (the heap benchmark "
+        "measures a longer, quieter run: python -m streetnode.bench.heap)",
+    ]  # fmt: skip
+    return render("A whole node against mosquitto", ["what", "figure"], rows, notes, [], markdown, left=lambda i, n: i < 1)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from streetnode.bench import docs
+
+    sys.exit(docs.run("python -m streetnode.bench.node", main))

@@ -22,6 +22,9 @@ EXIT_INVALID = 4  # the config, the CA or a secret is wrong or missing
 # gateway
 EXIT_NO_CONFIG = 4  # run: no usable config; install: the config is invalid or not for a gateway
 EXIT_NOT_ROOT = 5  # install --enable without root
+# keys new, release (and release verify, which also uses EXIT_VERIFY)
+EXIT_KEY = 3  # keys new: --out already holds a key; release: the key is missing, unreadable or not Ed25519
+# (release verify: 3 the release or the public key cannot be read, 5 the signature or a file does not verify)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 

@@ -37,10 +37,11 @@ RESEND_S = 3.0  # a node quiet this long is offered the release again (it says w
 class Release:
     """A release directory: manifest bytes, signature, the files' bytes by index."""
 
-    def __init__(self, path, verify=True):
+    def __init__(self, path, verify=True, pubkeys=()):
         """verify False: read it without checking files and signature (tests send broken
         releases this way to see the NODE refuse them)."""
         self.path = Path(path)
+        self.pubkeys = list(pubkeys) or ([self.path / "fleet.pub"] if (self.path / "fleet.pub").is_file() else [])
         try:
             self.manifest_bytes = (self.path / "manifest.json").read_bytes()
             self.sig = (self.path / "manifest.sig").read_bytes()
@@ -67,7 +68,9 @@ class Release:
             self._check_signature()
 
     def _file(self, rel):
-        for p in (self.path / rel, self.path / "app" / rel):
+        from streetnode.ota import release as relmod
+
+        for p in (relmod.source(self.path, rel), self.path / rel, self.path / "app" / rel):
             if p.is_file():
                 return p
         return None
@@ -75,30 +78,14 @@ class Release:
     def _check_signature(self):
         if len(self.sig) != 64:
             raise Failure("manifest.sig is %d bytes, not a 64-byte Ed25519 signature" % len(self.sig), EXIT_REFUSED)
-        try:  # the ota-sign half's check when it is there (tools/streetnode/ota/release.py)
-            from streetnode.ota import release as relmod
+        from streetnode.ota import release as relmod
 
-            check = getattr(relmod, "check_release", None) or getattr(relmod, "check", None)
-        except ImportError:
-            check = None
-        if check is not None:
-            try:
-                check(self.path)
-            except Failure as e:
-                raise Failure(str(e), EXIT_REFUSED)
-            return
-        pub = self.path / "fleet.pub"
-        if pub.is_file():
-            from cryptography.exceptions import InvalidSignature
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-            from streetnode.sim.fleet import ota_pubkey
-
-            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(ota_pubkey(pub)))
-            try:
-                key.verify(self.sig, self.manifest_bytes)
-            except InvalidSignature:
-                raise Failure("manifest.sig is not a signature of manifest.json by %s: nothing sent" % pub, EXIT_REFUSED)
+        if not self.pubkeys:
+            raise Failure("no key to check the release with: --pub FILE (the fleet's fleet.pub)", EXIT_REFUSED)
+        try:
+            relmod.check(self.path, self.pubkeys)
+        except Failure as e:
+            raise Failure("%s: nothing sent" % e, EXIT_REFUSED)
 
     def chunk(self, index, offset):
         data = self.manifest_bytes if index == MANIFEST_INDEX else self.files[index]
@@ -256,7 +243,7 @@ def discover(client_opts, prefix, wait_s=2.0):
 def run(args, out=sys.stdout):
     if args.canary < 0 or args.batch < 1 or args.max_failures < 1 or args.timeout <= 0:
         raise Failure("--canary must be >= 0, --batch and --max-failures >= 1, --timeout > 0", 2)
-    release = Release(args.release)  # refused here: nothing is sent
+    release = Release(args.release, pubkeys=args.pub or ())  # refused here: nothing is sent
     opts = mqtt.BrokerOptions.from_args(args)
     nodes = discover(opts, args.prefix) if args.all else [n for n in args.nodes.split(",") if n]
     if not nodes:

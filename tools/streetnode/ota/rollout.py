@@ -28,8 +28,8 @@ def register(sub):
         "canary nodes and waits for them to confirm, then the rest in batches. Stops after --max-failures "
         "rejections or rollbacks and leaves the nodes not yet started on untouched.",
         epilog="examples:\n"
-        "  streetnode ota push rel-0.2.0 --broker 127.0.0.1:1883 --all --canary 1 --batch 10\n"
-        "  streetnode ota push rel-0.2.0 --broker mqtt.siegen.de --tls --ca ca.pem --user ota \\\n"
+        "  streetnode ota push rel-0.2.0 --pub keys/fleet.pub --broker 127.0.0.1:1883 --all --canary 1 --batch 10\n"
+        "  streetnode ota push rel-0.2.0 --pub keys/fleet.pub --broker mqtt.siegen.de --tls --ca ca.pem --user ota \\\n"
         "      --password-file ota-pw --nodes lamp-0042,lamp-0043 --json\n\n"
         "exit codes:\n"
         "  0  every targeted node confirmed the new version\n"
@@ -40,6 +40,9 @@ def register(sub):
     )
     p.add_argument("release", metavar="RELEASE_DIR", help="a release made by `streetnode release`")
     add_broker_options(p)
+    p.add_argument("--pub", action="append", metavar="FILE",
+                   help="the fleet's public key (fleet.pub) the release must be signed with; twice while the key "
+                   "is rotated (default: RELEASE_DIR/fleet.pub)")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--nodes", metavar="ID,ID", help="the nodes to update, in this order")
     who.add_argument("--all", action="store_true", help="every node with a retained status on the broker")

@@ -121,9 +121,20 @@ def _json_bytes(obj):
     return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
 
 
-def make(target, out=None, lib=None):
+def _version_source(version, stage):
+    # firmware/version.py with FW_VERSION set to `version` (streetnode release --version):
+    # compiled under its own name, so the bundle stays byte-identical for the same version.
+    src = (REPO / "firmware" / "version.py").read_text()
+    lines = ['FW_VERSION = "%s"' % version if ln.startswith("FW_VERSION =") else ln for ln in src.splitlines()]
+    path = stage / ".version.py"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def make(target, out=None, lib=None, version=None):
     """Build the bundle for `target` into `out` (default build/bundle/<target>); returns
-    (path, manifest). The old content of `out` is replaced as a whole."""
+    (path, manifest). The old content of `out` is replaced as a whole. `version` (a
+    checked version string) replaces firmware/version.py's FW_VERSION in the bundle."""
     if target not in TARGETS:
         raise Failure("unknown target %r (known: %s)" % (target, ", ".join(sorted(TARGETS))))
     spec = TARGETS[target]
@@ -134,6 +145,8 @@ def make(target, out=None, lib=None):
     try:
         app = stage / APP
         carried = contents(target, lib)
+        if version is not None:
+            carried["firmware/version.py"] = (_version_source(version, stage), carried["firmware/version.py"][1])
         for rel in sorted(carried):
             src, opt = carried[rel]
             dest = app / slot_path(rel)
@@ -143,6 +156,8 @@ def make(target, out=None, lib=None):
         for name in LOADERS:  # stay source: the board runs these by name
             shutil.copyfile(BOARD_DIR / name, stage / name)
         (app / "board.json").write_bytes(_json_bytes(_board_description(target)))
+        if version is not None:
+            (stage / ".version.py").unlink()
         files = []
         for path in sorted(p for p in stage.rglob("*") if p.is_file()):
             rel = path.relative_to(stage).as_posix()
@@ -151,7 +166,7 @@ def make(target, out=None, lib=None):
         manifest = {
             "format": FORMAT,
             "name": "streetnode",
-            "version": firmware_version(),
+            "version": firmware_version() if version is None else version,
             "target": target,
             "march": spec["march"],
             "boards": list(spec["boards"]),

@@ -325,6 +325,12 @@ def build_config(args, wifi_pw, mqtt_pw):
     sensors = [preset_sensor(p, args.board) for p in args.preset or ()]
     sensors += list(args.sensor or ())
     cfg["sensors"] = sensors
+    pubkeys = getattr(args, "ota_pubkey", None)
+    if pubkeys:
+        from streetnode.ota import keys as ota_keys
+
+        cfg["ota"] = {"pubkeys": [ota_keys.public_text(ota_keys.read_public(p, "--ota-pubkey", EXIT_INVALID))
+                                  for p in pubkeys]}  # fmt: skip
     return cfg
 
 
@@ -464,6 +470,10 @@ def register(sub):
     m.add_argument("--anonymous", action="store_true",
                    help="no MQTT user and password (a broker that allows anonymous nodes)")  # fmt: skip
     m.add_argument("--show-secrets", action="store_true", help="print the node's MQTT password on stdout")
+    u = p.add_argument_group("over-the-air updates")
+    u.add_argument("--ota-pubkey", action="append", metavar="FILE",
+                   help="the fleet's public key (fleet.pub from `streetnode keys new`) the node accepts signed "
+                   "releases from; repeat once for a key rotation. Without it the node refuses every update")
     s = p.add_argument_group("sensors")
     s.add_argument("--sensor", action="append", type=sensor_spec, metavar="NAME:DRIVER:BUS[:ADDRESS]",
                    help="a sensor, e.g. air:bme280:i2c0:0x76 (repeat for more)")
