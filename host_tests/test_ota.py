@@ -110,7 +110,7 @@ def test_the_host_refuses_a_damaged_or_forged_release_and_sends_nothing(ota):
     data[100] ^= 1
     target.write_bytes(bytes(data))
     r = _push_cli(ota, rel, "--nodes", "sim-1")
-    assert r.returncode == 3 and "damaged" in r.stderr, r.stdout + r.stderr
+    assert r.returncode == 3 and "differs" in r.stderr, r.stdout + r.stderr
     other, _ = otakit.new_key(ota.tmp / "rel-0.9.0")  # overwrites fleet.pub with another key
     rel = _release(ota, "0.9.1")
     (rel / "fleet.pub").write_text(otakit.pubkey_b64(other))
