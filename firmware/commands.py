@@ -23,6 +23,7 @@ SCHEMA = {
     "identify": {"seconds": ((int, float), False)},
     "health": {},
     "get_config": {},
+    "logs": {"lines": ((int,), False)},
 }  # fmt: skip
 
 

@@ -17,6 +17,7 @@
 # so the resilience below is written once.
 #
 #   link = MQTTLink("lamp-17", "broker.local", status={"fw": "0.3.0", "boot": 12})
+#   link = MQTTLink("lamp-17", [("mqtt-a.local", 1883), ("mqtt-b.local", 1883)])  # failover
 #   link.on_cmd = handle           # handle(payload_bytes), called from poll()
 #   link.poll()                    # often: reconnects when due, pings, delivers commands
 #   if link.publish("data", payload):   # QoS 1: True only once the PUBACK arrived
@@ -125,6 +126,29 @@ def entropy_seed(node_id):
     return seed
 
 
+# -- the broker list ---------------------------------------------------------------------------
+
+
+def broker_list(server, port, default_port):
+    """[(host, port), ...] from one host name (with `port`, else default_port) or a list of
+    (host, port) pairs (a port of None: `port`, else default_port). ValueError on a bad one."""
+    items = [server] if isinstance(server, str) else server
+    if not items:
+        raise ValueError("need at least one broker")
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            host, p = item, None
+        else:
+            host, p = item
+        if p is None:
+            p = port or default_port
+        if not isinstance(host, str) or not host or type(p) is not int or not 0 < p < 65536:
+            raise ValueError("a broker is a host name and a port 1..65535, got %r" % (item,))
+        out.append((host, p))
+    return out
+
+
 # -- the link --------------------------------------------------------------------------------
 
 
@@ -141,9 +165,16 @@ def _check_node_id(node_id):
 class MQTTLink:
     """A node's connection to the broker under `<prefix>/<node_id>/` (see CONTRACT.md §3).
 
+    `server` is one host name (with `port`) or a list of brokers, (host, port) pairs tried
+    in order: a failed attempt or a lost session moves on to the next one (wrapping round),
+    and a node stays on the broker it reached until that one fails. The backoff grows per
+    round of the list, so a dead broker costs one short, jittered delay before the next.
+
     connected   True while a session is up
+    hosts       the brokers, [(host, port), ...]; server, port and broker ("host:port")
+                name the one in use (or tried next)
     reconnects  successful connections after the first one
-    failures    consecutive failed attempts (the backoff exponent)
+    failures    consecutive failed attempts (the backoff exponent, per round of hosts)
     delays      the last backoff delays scheduled, in ms (oldest first)
     last_error  errno of the last failure (ETIMEDOUT, ECONNREFUSED, ...), or None
     cmd_dropped commands let go because poll() was not called in time
@@ -182,8 +213,8 @@ class MQTTLink:
         if ca_der is not None and (not isinstance(ca_der, (bytes, bytearray)) or ca_der[:1] != b"\x30"):
             raise ValueError("ca_der must be a DER certificate (bytes starting 0x30), not PEM")
         self.node_id = node_id
-        self.server = server
-        self.port = port or (8883 if ca_der else 1883)
+        self.hosts = broker_list(server, port, 8883 if ca_der else 1883)
+        self._use(0)
         self.client_id = client_id or node_id
         self.keepalive_s = keepalive_s
         self.clean_session = clean_session
@@ -193,6 +224,7 @@ class MQTTLink:
         # them goes to on_message(sub, payload) instead of on_cmd.
         self.subs = []
         self.on_message = None
+        self.unix_time = None  # the node's clock (firmware/net.py), so a status says when it was set
         self._timeout_ms = int(timeout_s * 1000)
         self._base_ms = backoff_base_ms
         self._cap_ms = backoff_cap_ms
@@ -236,9 +268,18 @@ class MQTTLink:
             t = self._topics[sub] = self._base + sub
         return t
 
+    def _use(self, i):
+        self._host_i = i
+        self.server, self.port = self.hosts[i]
+        self.broker = ("[%s]:%d" if ":" in self.server else "%s:%d") % (self.server, self.port)
+
     def _status_payload(self, state):
         d = dict(self.status)
         d["state"] = state
+        d["broker"] = self.broker
+        # When: a retained status (or the will, armed at connect) is how a field tool that
+        # subscribes later tells a node gone for an hour from one gone for a second.
+        d["ts"] = self.unix_time() if self.unix_time is not None else None
         return json.dumps(d).encode()
 
     # -- public calls
@@ -429,7 +470,10 @@ class MQTTLink:
         if not isinstance(err, int):  # e.g. CPython's TimeoutError("timed out"): no errno
             err = ETIMEDOUT if "timed out" in str(exc) else EIO
         self.last_error = err
-        delay = backoff_ms(self.failures, self._rand(), self._base_ms, self._cap_ms)
+        n = len(self.hosts)
+        if n > 1:  # a broker that failed us: the next one in the list, after a short delay
+            self._use((self._host_i + 1) % n)
+        delay = backoff_ms(self.failures // n, self._rand(), self._base_ms, self._cap_ms)
         self.failures += 1
         self._next_try = clock.ticks_add(clock.ticks_ms(), delay)
         if len(self.delays) >= _DELAYS_KEPT:

@@ -146,6 +146,7 @@ class UmqttBackend:
         self._topic_block = None
         self._awaited = 0
         self.server_hostname = server_hostname
+        self._name = server_hostname  # the name to verify; None: each broker's own host name
         self._ca_der = ca_der
         self._ctx = None
         self._c = None
@@ -164,8 +165,8 @@ class UmqttBackend:
         return self._ctx
 
     def open(self, server, port, client_id, keepalive_s, clean, will_topic, will_payload, on_message):
-        if self.server_hostname is None and self._ca_der is not None:
-            self.server_hostname = server
+        if self._ca_der is not None:  # with a broker list, each broker is checked by its own name
+            self.server_hostname = self._name or server
         c = _umqtt.MQTTClient(
             client_id, server, port, user=getattr(self, "user", None), password=getattr(self, "password", None),
             keepalive=keepalive_s,

@@ -14,7 +14,9 @@ import gc
 import json
 import sys
 
+from firmware.version import FW_VERSION
 from firmware import commands, payloads
+from firmware.logs import LogRing
 from firmware.net import Net
 from firmware.outbox import Outbox
 from firmware.sensors import Sensors
@@ -133,6 +135,8 @@ class Node:
         self.wdt = None
         self.flash_report = None  # set by the unix port when its flash had to be formatted
         self._unsaved = []  # (seq, body) the outbox could not commit (a full or failing flash)
+        self.logs = LogRing()  # the last lines printed, for the `logs` command
+        self._was_connected = False
 
     # -- boot ---------------------------------------------------------------------------
 
@@ -142,8 +146,9 @@ class Node:
         _unload("state", "config")
         self.config_error = err
         self.config = cfg
+        self.log("boot %s (reset %s), fw %s" % (self.state["boot_count"], self.state.get("reset_cause"), FW_VERSION))
         if err:
-            print("config:", err, "- running on the last good config")
+            self.log("config: %s - running on the last good config" % (err,))
         self.outbox = Outbox(
             self.dir + "/outbox", max_records=cfg["outbox"]["max_records"], ack_persist_every=_ACK_PERSIST_EVERY
         )
@@ -163,6 +168,7 @@ class Node:
             self.link.status["slot"] = self.ota.slot
         except ImportError as e:  # a tree without firmware/ota (a trimmed build): no updates
             print("ota: not available:", e)
+        self.link.unix_time = self.net.unix_time
         self._apply(cfg)
         now = clock.ticks_ms()
         self._next_cycle = now
@@ -190,9 +196,10 @@ class Node:
             with open(self.dir + "/" + m["ca"], "rb") as f:
                 ca = f.read()
         status = {"fw": FW_VERSION, "boot_count": self.state["boot_count"], "reset_cause": self.state.get("reset_cause")}
+        hosts = m.get("hosts") or [{"host": m["host"], "port": m.get("port")}]
         return MQTTLink(
             cfg["node_id"],
-            m["host"],
+            [(h["host"], h["port"]) for h in hosts],  # tried in order: failover (firmware/mqtt.py)
             m.get("port"),
             prefix=m.get("prefix", "streetnode"),
             keepalive_s=m.get("keepalive_s", 60),
@@ -226,6 +233,12 @@ class Node:
                 self._publish(fresh)
         if self.ota is not None:
             self.ota.tick(now)
+        if self.link.connected != self._was_connected:
+            self._was_connected = self.link.connected
+            if self._was_connected:
+                self.log("mqtt: connected (reconnects %d)" % self.link.reconnects)
+            else:
+                self.log("mqtt: link lost: %s" % (self.link.last_error,))
         self._identify(now)
         if self.wdt is not None:
             self.wdt.feed()  # reached only when the pass completed
@@ -336,6 +349,8 @@ class Node:
             "sensors": {s.name: s.state for s in self.sensors.slots},
             "config_error": self.config_error,
             "step_errors": self.step_errors,
+            "broker": getattr(self.link, "broker", None),  # "host:port" of the broker in use
+            "ts": self.net.unix_time(),
         }
         if self.ota is not None:
             extra["fw"] = self.ota.fw  # the running release's version (firmware/ota)
@@ -386,7 +401,7 @@ class Node:
                 wait = _ERROR_PAUSE_MS
             except Exception as e:  # noqa: BLE001 - the loop must outlive any bug in a step
                 self.step_errors += 1
-                print("step failed:", repr(e))
+                self.log("step failed: %r" % (e,))
                 wait = _ERROR_PAUSE_MS
             if deep and self.cycles and (self.outbox.pending() == 0 or self._deep_deadline()):
                 self.outbox.sync()
@@ -411,6 +426,8 @@ class Node:
 
     def _on_cmd(self, payload):
         result = commands.handle(payload, self._handlers())
+        if not result["ok"]:
+            self.log("cmd refused: %s" % (result.get("error"),))
         self._results.append(json.dumps(result).encode())
         if len(self._results) > 16:
             self._results.pop(0)  # a flood of commands cannot grow the queue without bound
@@ -424,7 +441,18 @@ class Node:
             "identify": self._cmd_identify,
             "health": self._cmd_health,
             "get_config": lambda args: {"config": _redact(self.config)},
+            "logs": self._cmd_logs,
         }
+
+    def log(self, text):
+        """Print a line, and keep it (with the uptime) for the `logs` command."""
+        self.logs.log("%ds " % (clock.ticks_diff(clock.ticks_ms(), self.started_ms) // 1000), text)
+
+    def _cmd_logs(self, args):
+        n = args.get("lines", self.logs.max)
+        if n < 0:
+            raise ValueError("lines must be 0 or more")
+        return {"lines": self.logs.last(n), "dropped": self.logs.dropped}
 
     def _change(self, patch):
         """Validate, save atomically, then apply; ValueError (reason) if anything is wrong."""

@@ -147,7 +147,10 @@ def test_wrong_broker_options_are_clear_errors(tmp_path, capsys):
     for argv, why in cases:
         code = cli.main(argv)
         err = capsys.readouterr().err
-        assert code == 1 and why in err and err.count("\n") == 1, (argv, err)
+        if "password file" in why:  # a file that cannot be read: a failure, one line
+            assert code == 1 and why in err and err.count("\n") == 1, (argv, err)
+        else:  # a usage error: exit 2, the subcommand's usage, then the one-line reason
+            assert code == 2 and why in err and err.startswith("usage: streetnode %s" % argv[0]), (argv, err)
 
 
 def _sim(*args):
@@ -201,3 +204,122 @@ def test_a_broker_that_wants_a_client_certificate(tmp_path, capsys):
         code = cli.main(at + ["--cert", str(tmp_path / "client.key"), "--key", str(tmp_path / "client.pem")])
         err = capsys.readouterr().err
         assert code == 1 and "cannot load the client certificate" in err, err
+
+
+# -- every MQTT subcommand has the one set of broker options, and none sends a password in clear
+
+# The subcommands that talk to a broker; the ones other work adds (ota push/status, cmd, logs)
+# are found by walking the parser and held to the same rule.
+TALKS_MQTT = {"check", "monitor", "report", "sim", "deploy", "bridge", "serve"}
+NAMES_A_BROKER = {"provision"}  # writes the broker into a node's config, talks to none
+
+
+def _subcommands(parser, path=()):
+    """(name path, subparser) for every subcommand, nested ones (ota push) too."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield path + (name,), sub
+                yield from _subcommands(sub, path + (name,))
+
+
+def _broker_option_strings():
+    import argparse
+
+    p = argparse.ArgumentParser()
+    mqtt.add_broker_options(p)
+    return {s for a in p._actions for s in a.option_strings if s not in ("-h", "--help")}
+
+
+def test_every_subcommand_that_talks_mqtt_has_its_broker_options_from_add_broker_options():
+    canonical = _broker_option_strings()
+    assert {"--broker", "--tls", "--ca", "--cert", "--key", "--user", "--password-file",
+            "--allow-plaintext-password"} <= canonical  # fmt: skip
+    found = set()
+    for path, sub in _subcommands(cli.build_parser()):
+        groups = [g for g in sub._action_groups if getattr(g, "streetnode_broker_options", False)]
+        strings = {s for a in sub._actions for s in a.option_strings}
+        if not groups and path[0] not in NAMES_A_BROKER:
+            # a look-alike (a --broker of its own) would escape the rules below
+            assert "--broker" not in strings and "--password-file" not in strings, path
+            continue
+        if not groups:
+            continue
+        found.add(" ".join(path))
+        assert len(groups) == 1, path
+        own = {s for a in groups[0]._group_actions for s in a.option_strings}
+        assert own == canonical, (path, own ^ canonical)
+    assert TALKS_MQTT <= found, TALKS_MQTT - found
+    for later in ("ota push", "ota status", "cmd", "logs"):  # as other branches land
+        top = later.split()[0]
+        if any(p[0] == top for p, _ in _subcommands(cli.build_parser())):
+            assert later in found or later == top, later
+
+
+def test_no_host_module_opens_a_paho_client_of_its_own():
+    tools = REPO / "tools" / "streetnode"
+    offenders = []
+    for path in tools.rglob("*.py"):
+        rel = path.relative_to(tools).as_posix()
+        if rel == "common/mqtt.py" or rel.startswith("bench/"):  # benchmarks drive brokers raw, on loopback
+            continue
+        if re.search(r"^\s*(import paho|from paho)", path.read_text(), re.M):
+            offenders.append(rel)
+    assert offenders == []
+
+
+PLAIN_PASSWORD = [["check", "lamp-1"], ["monitor", "--once"], ["report", "--duration", "1"], ["sim", "--duration", "1"],
+                  ["bridge", "--to", "homeassistant"], ["serve"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", PLAIN_PASSWORD, ids=lambda c: c[0])
+def test_no_command_sends_a_password_in_clear_by_accident(command, tmp_path, capsys):
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret-password\n")
+    cred = ["--user", "crew", "--password-file", str(pw)]
+    for broker, why in (("mqtt.example.org:8883", "port 8883 is MQTT over TLS: add --tls"),
+                        ("mqtt.example.org", "would cross the network in clear to mqtt.example.org:1883"),
+                        ("10.1.2.3:1884", "--allow-plaintext-password if that network is trusted")):  # fmt: skip
+        code = cli.main(command + ["--broker", broker] + cred)
+        err = capsys.readouterr().err
+        assert code != 0 and why in err and err.count("\n") == 1, (broker, err)
+        assert "s3cret" not in err
+    # on purpose, the options say so; 8883 without TLS stays refused even then
+    args = cli.build_parser().parse_args(command + ["--broker", "10.1.2.3", "--allow-plaintext-password"] + cred)
+    assert mqtt.BrokerOptions.from_args(args).password == "s3cret-password"
+    with pytest.raises(ValueError, match="port 8883 is MQTT over TLS"):
+        mqtt.BrokerOptions.from_args(cli.build_parser().parse_args(
+            command + ["--broker", "10.1.2.3:8883", "--allow-plaintext-password"] + cred))  # fmt: skip
+
+
+def test_a_password_in_clear_only_to_loopback_and_never_past_new_client(tmp_path):
+    for host in ("127.0.0.1", "127.8.9.10", "localhost", "::1"):
+        assert mqtt.is_loopback(host), host
+    for host in ("10.0.0.1", "mqtt.example.org", "localhost.example.org", "0.0.0.0", "fe80::1"):
+        assert not mqtt.is_loopback(host), host
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret-password\n")
+    args = cli.build_parser().parse_args(["monitor", "--broker", "[::1]", "--user", "u", "--password-file", str(pw)])
+    assert mqtt.BrokerOptions.from_args(args).port == 1883
+    # Options built in code (not from the command line) are held to it when the client is made.
+    with pytest.raises(mqtt.BrokerError, match="port 8883 is MQTT over TLS"):
+        mqtt.new_client(mqtt.BrokerOptions("127.0.0.1", 8883, user="u", password="p"))
+    with pytest.raises(mqtt.BrokerError, match="in clear"):
+        mqtt.new_client(mqtt.BrokerOptions("mqtt.example.org", user="u", password="p"))
+    mqtt.new_client(mqtt.BrokerOptions("mqtt.example.org", user="u", password="p", allow_plaintext_password=True))
+    mqtt.new_client(mqtt.BrokerOptions("mqtt.example.org", tls=True, user="u", password="p"))
+
+
+def test_deploy_wait_online_refuses_a_node_config_that_would_send_its_password_in_clear(tmp_path):
+    from streetnode.common.errors import Failure
+    from streetnode.technician.deploy import online
+
+    cfg = {"node_id": "lamp-1", "mqtt": {"host": "mqtt.example.org", "port": 1883, "user": "lamp-1", "password": "pw"}}
+    args = cli.build_parser().parse_args(["deploy", "--port", "/dev/null", "--config", "c.json"])
+    with pytest.raises(Failure, match="in clear"):
+        online.broker_options(args, cfg, [])
+    args = cli.build_parser().parse_args(["deploy", "--port", "/dev/null", "--config", "c.json",
+                                          "--allow-plaintext-password"])  # fmt: skip
+    assert online.broker_options(args, cfg, []).password == "pw"

@@ -99,7 +99,7 @@ def test_usage_errors_exit_2_and_help_has_examples(capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     assert "examples:" in text and "exit codes:" in text
-    assert cli.main(["check", "lamp-1", "--broker", "nonsense:port"]) == 1
+    assert cli.main(["check", "lamp-1", "--broker", "nonsense:port"]) == 2
     assert "--broker must be HOST:PORT" in capsys.readouterr().err
 
 

@@ -170,7 +170,10 @@ def observe(observers, broker):
 
 
 def state_of(payload):
-    return json.loads(payload)
+    """The status payload without its "broker" (host:port of the broker in use, checked here)."""
+    d = json.loads(payload)
+    assert ":" in d.pop("broker"), d
+    return d
 
 
 def expected_delays(seed, outages, base_ms, cap_ms):
@@ -193,7 +196,7 @@ def test_online_status_is_retained_and_qos1_publish_is_acked(interp, mosquitto, 
     late = observe(observers, mosquitto)  # subscribes after the fact: sees the retained status
     payload, retained = late.wait_for("streetnode/sim-1/status")
     assert retained
-    assert state_of(payload) == {"state": "online", "fw": "0.1.0", "boot": 3, "reset": "power"}
+    assert state_of(payload) == {"state": "online", "fw": "0.1.0", "boot": 3, "reset": "power", "ts": None}
     r = a.call('pub data 1 0 {"seq": 1}')
     assert r["ok"] is True
     payload, retained = late.wait_for("streetnode/sim-1/data")
@@ -208,7 +211,7 @@ def test_last_will_offline_when_the_node_is_killed(interp, mosquitto, device_lib
     o.wait_for("streetnode/sim-1/status", lambda p: state_of(p)["state"] == "online")
     a.kill()  # SIGKILL: no DISCONNECT, the broker sees the socket close
     payload, _ = o.wait_for("streetnode/sim-1/status", lambda p: state_of(p)["state"] == "offline")
-    assert state_of(payload) == {"state": "offline", "fw": "0.1.0"}
+    assert state_of(payload) == {"state": "offline", "fw": "0.1.0", "ts": None}
     late = observe(observers, mosquitto)
     payload, retained = late.wait_for("streetnode/sim-1/status")
     assert retained and state_of(payload)["state"] == "offline"
@@ -422,7 +425,7 @@ def test_amqtt_smoke(interp, amqtt_broker, device_lib, agents, observers):
     a = start(agents, interp, device_lib, amqtt_broker, status={"fw": "0.1.0"})
     assert a.call("connect")["ok"]
     payload, _ = o.wait_for("streetnode/sim-1/status")
-    assert state_of(payload) == {"state": "online", "fw": "0.1.0"}
+    assert state_of(payload) == {"state": "online", "fw": "0.1.0", "ts": None}
     assert a.call('pub data 1 0 {"seq": 1}')["ok"] is True
     o.wait_for("streetnode/sim-1/data", lambda p: json.loads(p) == {"seq": 1})
     o.publish("streetnode/sim-1/cmd", b'{"id": "a", "cmd": "identify", "args": {}}')

@@ -74,8 +74,8 @@ def test_exact_completeness_gaps_reboots_and_plots(tmp_path, capsys):
     assert sorted(data["plots"]) == sorted(["n1/co2.png", "n1/humidity.png", "n1/pressure.png", "n1/temperature.png",
                                             "n2/illuminance.png"])  # fmt: skip
     md = (out / "summary.md").read_text()
-    assert "| n1 | 92 | 100 | 92.00 % | 8 | 10-14, 50, 90-91 | 1 | 1-100 |" in md
-    assert "| n2 | 40 | 40 | 100.00 % | 0 | none | 0 | 1-30 (restarted 1×) |" in md
+    assert "| 92 | 100 | 92.00 % | 8 | 10-14, 50, 90-91 | 1 | 1-100 |" in md
+    assert "| 40 | 40 | 100.00 % | 0 | none | 0 | 1-30 (restarted 1×) |" in md
 
 
 def test_since_and_until_cut_the_capture(tmp_path):
@@ -103,7 +103,7 @@ def test_usage_and_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["report", "--help"])
     assert e.value.code == 0 and "examples:" in capsys.readouterr().out
-    assert cli.main(["report", "--out", str(tmp_path)]) == 1
+    assert cli.main(["report", "--out", str(tmp_path)]) == 2
     assert "either --capture" in capsys.readouterr().err
     assert cli.main(["report", "--capture", str(tmp_path / "none.jsonl"), "--out", str(tmp_path)]) == 1
     assert "cannot read the capture" in capsys.readouterr().err
@@ -111,7 +111,7 @@ def test_usage_and_errors(tmp_path, capsys):
     empty.write_text("")
     assert cli.main(["report", "--capture", str(empty), "--out", str(tmp_path)]) == 1
     assert "no node messages" in capsys.readouterr().err
-    assert cli.main(["report", "--capture", str(empty), "--since", "soon"]) == 1
+    assert cli.main(["report", "--capture", str(empty), "--since", "soon"]) == 2
 
 
 def test_live_listen_of_a_real_node(tmp_path, mpy_tree, mosquitto):

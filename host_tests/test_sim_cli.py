@@ -19,9 +19,15 @@ def _streetnode():
 
 @pytest.mark.usefixtures("mpy_tree")
 def test_sim_runs_a_fleet_restarts_a_killed_node_and_loses_nothing(tmp_path):
+    # Over TLS where mosquitto is installed (CI installs it): the embedded broker on a TLS-only
+    # listener with a CA the sim made, the nodes verifying its certificate and its name.
+    from streetnode.common.broker import find_mosquitto
+
+    tls = ["--tls"] if find_mosquitto() else []
     state = tmp_path / "fleet"
     proc = subprocess.Popen(
-        _streetnode() + ["sim", "--nodes", "2", "--interval", "0.5", "--duration", "14", "--state-dir", str(state)],
+        _streetnode() + ["sim", "--nodes", "2", "--interval", "0.5", "--duration", "14", "--state-dir", str(state)]
+        + tls,
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -36,7 +42,7 @@ def test_sim_runs_a_fleet_restarts_a_killed_node_and_loses_nothing(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 0, out
-    assert re.search(r"embedded broker \((mosquitto|amqtt)\) on 127\.0\.0\.1:\d+", out), out
+    assert re.search(r"embedded broker \((mosquitto|amqtt)%s\) on 127\.0\.0\.1:\d+" % (", TLS" if tls else ""), out), out
     assert "sim-2 died (exit -9), restarting as a board reboots" in out, out
     m = re.search(r"received (\d+) readings from 2 node\(s\), (\d+) missing", out)
     assert m, out
@@ -51,6 +57,18 @@ def test_sim_runs_a_fleet_restarts_a_killed_node_and_loses_nothing(tmp_path):
     assert '"boot_count": 2' in image.get_bytes("data/state.json").decode()
     assert re.search(r"sim-1 flash: \d+ of 2048 KiB used", out), out
     assert re.search(r"flash: sim-1 \d+% of 2048 KiB ok", out), out
+    if tls:  # each node carries the run's CA in DER, as a provisioned node its ca.der
+        ca_der = (state / "broker-tls" / "ca.der").read_bytes()
+        assert "its CA in %s" % (state / "broker-tls" / "ca.pem") in out, out
+        assert image.get_bytes("ca.der") == ca_der
+        assert '"tls": true' in image.get_bytes("config.json").decode()
+
+
+def test_sim_tls_alone_is_the_embedded_broker_and_refuses_a_ca_without_broker(tmp_path):
+    r = subprocess.run(_streetnode() + ["sim", "--tls", "--ca", "x.pem", "--duration", "1", "--state-dir", str(tmp_path)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 1
+    assert "--tls without --broker makes its own CA for the embedded broker" in r.stderr, r.stderr
 
 
 def test_sim_refuses_a_bad_flash_size(tmp_path):

@@ -17,5 +17,5 @@ from firmware.config.files import CONFIG_FILE, GOOD_FILE, load, save
 from firmware.config.merge import patch
 from firmware.config.messages import ConfigError
 from firmware.config.messages import show as _show  # noqa: F401 (the tests' spelling of a value)
-from firmware.config.parse import MAX_BYTES, MAX_CONTAINERS, MAX_DEPTH, parse_json
+from firmware.config.parse import MAX_BYTES, MAX_CONTAINERS, MAX_DEPTH, error_at, parse_json
 from firmware.config.schema import BOARDS, MAX_SENSORS, validate

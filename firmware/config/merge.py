@@ -36,4 +36,20 @@ def patch(config, changes):
     if type(changes) is not dict:
         raise ConfigError("patch", "must be an object, not %s" % show(changes))
     check_shape(changes, "patch")
-    return validate(merge(config, changes))
+    doc = merge(config, changes)
+    _one_broker_spelling(doc, changes)
+    return validate(doc)
+
+
+def _one_broker_spelling(doc, changes):
+    # mqtt.host/port and mqtt.hosts spell one broker list (schema.py): a patch that sets one
+    # spelling replaces the other, so {"mqtt": {"hosts": [...]}} needs no nulls beside it.
+    m, c = doc.get("mqtt"), changes.get("mqtt")
+    if type(m) is not dict or type(c) is not dict:
+        return
+    if "hosts" in c and "host" not in c:
+        m.pop("host", None)
+        if "port" not in c:
+            m.pop("port", None)
+    elif "hosts" not in c and ("host" in c or ("port" in c and len(m.get("hosts") or ()) <= 1)):
+        m.pop("hosts", None)  # one broker again (a new port alone for a list: an error names it)

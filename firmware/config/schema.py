@@ -15,8 +15,13 @@ good config (config.good.json, refreshed whenever config.json validates).
                "password": "...",                   esp32-devkitc and pico-w; password
                "timeout_s": 20},                    "" (open) or 8-63 characters;
                                                     timeout_s 1..300 (20)
-      "mqtt": {"host": "mqtt.siegen.de",            required: a host name or IP address
+      "mqtt": {"host": "mqtt.siegen.de",            a host name or IP address; required
+                                                    unless hosts is given
                "port": 8883,                        1..65535 (1883, or 8883 with tls)
+               "hosts": [                           brokers tried in order, 1 to 8: failover
+                 {"host": "mqtt-a.siegen.de",       (see below); each {"host", "port"}, port
+                  "port": 8883},                    as mqtt.port when absent, or a string
+                 "mqtt-b.siegen.de:8883"],          "host", "host:port", "[v6 address]:port"
                "user": "lamp-0042",                 optional (null)
                "password": "...",                   optional, only with a user (null)
                "prefix": "streetnode",              topic levels of A-Z a-z 0-9 _ -
@@ -79,7 +84,13 @@ good config (config.good.json, refreshed whenever config.json validates).
                           "for_s": 30}]}            (0: to the end) ([])
     }
 
-Required: node_id, board, mqtt.host, and each sensor's name, driver and bus (plus wifi
+The brokers: mqtt.host (with mqtt.port) is a list of one; mqtt.hosts lists several, tried
+in order (a node that loses its broker goes on to the next, and stays there until that one
+fails). validate() fills in both: "hosts" as {"host", "port"} objects, "host" and "port" as
+the first of them. Given together, host and port must be the first of hosts; a merge patch
+that sets one of the two spellings drops the other (firmware/config/merge.py).
+
+Required: node_id, board, mqtt.host or mqtt.hosts, and each sensor's name, driver and bus (plus wifi
 on the Wi-Fi boards, lat and lon in a location, ca with tls). The values in brackets
 are the defaults, filled in by validate(). Unknown keys are errors (a typo must not
 pass silently), and so are wrong types, numbers out of range, NaN and Infinity. null stands for "the default" everywhere. A board's limits are checked: two
@@ -154,12 +165,69 @@ def _file_name(v, path):
     return v
 
 
+MAX_BROKERS = 8
+
+
+def _host(v, path):
+    return string(v, path, 1, 253, _HOST_CHARS, " of a host name or IP address")
+
+
+def _broker(v, path, port):
+    # {"host": h, "port": p} or "h", "h:p", "[v6]:p"; port: the one for an entry without
+    if type(v) is dict:
+        obj(v, path, ("host", "port"))
+        return {"host": get(v, path, "host", _host, REQUIRED), "port": get(v, path, "port", integer, port, 1, 65535)}
+    if type(v) is not str:
+        raise ConfigError(path, 'must be {"host": ..., "port": ...} or "host:port", not %s' % show(v))
+    host, p = v, None
+    if v[:1] == "[":
+        end = v.find("]")
+        if end < 0 or (end + 1 < len(v) and v[end + 1] != ":"):
+            raise ConfigError(path, 'must be "[IPv6 address]:port" with the brackets closed, not %s' % show(v))
+        host, p = v[1:end], v[end + 2 :] if end + 1 < len(v) else None
+    elif v.count(":") == 1:
+        host, p = v.split(":")
+    if p is not None:
+        if not p.isdigit() or not 0 < int(p) < 65536:
+            raise ConfigError(path, "must end in a port from 1 to 65535 after the colon, not %s" % show(v))
+        port = int(p)
+    return {"host": _host(host, path), "port": port}
+
+
+def _hosts(v, path, port):
+    if type(v) is not list or not 1 <= len(v) <= MAX_BROKERS:
+        what = "%d" % len(v) if type(v) is list else show(v)
+        raise ConfigError(path, "must be a list of 1 to %d brokers, not %s" % (MAX_BROKERS, what))
+    out = []
+    for i in range(len(v)):
+        b = _broker(v[i], "%s[%d]" % (path, i), port)
+        for j in range(len(out)):
+            if out[j] == b:
+                raise ConfigError("%s[%d]" % (path, i), "%s:%d is already %s[%d]" % (b["host"], b["port"], path, j))
+        out.append(b)
+    return out
+
+
 def _mqtt(v, path):
-    obj(v, path, ("host", "port", "user", "password", "prefix", "keepalive_s", "tls", "ca"))
+    obj(v, path, ("host", "port", "hosts", "user", "password", "prefix", "keepalive_s", "tls", "ca"))
     tls = get(v, path, "tls", boolean, False)
+    port = get(v, path, "port", integer, 8883 if tls else 1883, 1, 65535)
+    host = get(v, path, "host", _host, None)
+    hosts = get(v, path, "hosts", _hosts, None, port)
+    if hosts is None:
+        if host is None:
+            raise ConfigError(join(path, "host"), "required (or mqtt.hosts, a list of brokers)")
+        hosts = [{"host": host, "port": port}]
+    elif host is not None and host != hosts[0]["host"]:
+        raise ConfigError(join(path, "host"), "is %s but mqtt.hosts starts with %s: give the brokers in mqtt.hosts "
+                          "only" % (show(host), show(hosts[0]["host"])))  # fmt: skip
+    elif host is not None and port != hosts[0]["port"]:
+        raise ConfigError(join(path, "port"), "is %d but mqtt.hosts starts with port %d: give the brokers' ports in "
+                          "mqtt.hosts" % (port, hosts[0]["port"]))  # fmt: skip
     out = {
-        "host": get(v, path, "host", string, REQUIRED, 1, 253, _HOST_CHARS, " of a host name or IP address"),
-        "port": get(v, path, "port", integer, 8883 if tls else 1883, 1, 65535),
+        "host": hosts[0]["host"],
+        "port": hosts[0]["port"],
+        "hosts": hosts,
         "user": get(v, path, "user", string, None, 1, 128),
         "password": get(v, path, "password", string, None, 0, 128),
         "prefix": get(v, path, "prefix", _prefix, "streetnode"),

@@ -100,6 +100,7 @@ def test_minimal_config_gets_every_default():
         "mqtt": {
             "host": "127.0.0.1",
             "port": 1883,
+            "hosts": [{"host": "127.0.0.1", "port": 1883}],  # mqtt.host is a list of one broker
             "user": None,
             "password": None,
             "prefix": "streetnode",
@@ -319,10 +320,26 @@ def test_parse_json_guards_size_depth_and_count():
     assert message(raises(ConfigError, config.parse_json, b" " * 16385)) == "16385 bytes, more than the 16384 allowed"
     assert message(raises(ConfigError, config.parse_json, b"")) == "empty"
     assert message(raises(ConfigError, config.parse_json, b'{"a": "b')) == "not valid JSON: it ends early (truncated?)"
-    assert message(raises(ConfigError, config.parse_json, b'{"a": 1} x')) == "not valid JSON"
+    assert message(raises(ConfigError, config.parse_json, b'{"a": 1} x')) == "not valid JSON at line 1, column 10 (unexpected 'x')"
     assert message(raises(ConfigError, config.parse_json, b"\xff\xfe{")).startswith("not valid JSON")
     # escaped quotes and brackets inside strings do not count
     assert config.parse_json('{"a": "\\"[[[[[[[[["}') == {"a": '"[[[[[[[[['}
+
+
+def test_a_syntax_error_names_its_line_and_column():
+    # The same place on MicroPython (whose json says only "syntax error in JSON") and
+    # CPython. MicroPython's json.loads alone lets a missing colon or a trailing comma pass.
+    text = b'{\n  "node_id": "lamp-1",\n  "interval_s" 60,\n  "sensors": []\n}'
+    assert message(raises(ConfigError, config.parse_json, text)) == "not valid JSON at line 3, column 16 (unexpected '6')"
+    text = b'{\n  "node_id": "st\xc3\xa4dt",\n  "interval_s": tru\n}'
+    assert message(raises(ConfigError, config.parse_json, text)) == "not valid JSON at line 3, column 20 (unexpected end of line)"
+    assert message(raises(ConfigError, config.parse_json, b'{node_id: 1}')) == "not valid JSON at line 1, column 2 (unexpected 'n')"
+    assert message(raises(ConfigError, config.parse_json, b'{"a": 1}\n\n}')) == "not valid JSON at line 3, column 1 (unexpected '}')"
+    assert message(raises(ConfigError, config.parse_json, b'{"a": [1, 2,]}')) == "not valid JSON at line 1, column 13 (unexpected ']')"
+    assert config.error_at(b'{"a": [1, 2,]}') == 12
+    assert config.error_at(b'{"a": 01}') == 7
+    assert config.error_at(b'{"a": "x\\q"}') == 9
+    assert config.error_at(b'{"a": [1.5e-3, -0, true, false, null, "\\u00e4\\n"]}') is None
 
 
 def test_non_finite_numbers_are_refused():
@@ -378,7 +395,7 @@ def test_broken_config_falls_back_to_the_last_good_one():
         cases = [
             (json.dumps(_with("sensors[1].interval_s", "fast")), 'config.json: sensors[1].interval_s: must be a '
                                                                  'number from 1 to 86400, not "fast"'),
-            ("{'node_id': 'x'}", "config.json: not valid JSON"),
+            ("{'node_id': 'x'}", "config.json: not valid JSON at line 1, column 2 (unexpected \"'\")"),
             ("", "config.json: empty"),
             ("[" * 50, "config.json: nested more than 6 deep"),
             (" " * 20000, "config.json: larger than the 16384 bytes allowed"),

@@ -97,10 +97,11 @@ def test_connect_subscribes_then_announces_online_with_the_will_set():
     link, be, clk, got = _link(status={"fw": "1.2.0", "boot": 7})
     assert link.connect() is True and link.connected
     assert be.ops == ["open", "sub streetnode/n1/cmd 1", "retain streetnode/n1/status"]
-    assert json.loads(be.retained["streetnode/n1/status"]) == {"state": "online", "fw": "1.2.0", "boot": 7}
+    online = {"state": "online", "fw": "1.2.0", "boot": 7, "broker": "broker:1883", "ts": None}
+    assert json.loads(be.retained["streetnode/n1/status"]) == online
     topic, will = be.will
     assert topic == "streetnode/n1/status"
-    assert json.loads(will) == {"state": "offline", "fw": "1.2.0", "boot": 7}
+    assert json.loads(will) == dict(online, state="offline")
     assert link.reconnects == 0 and link.failures == 0 and link.delays == []
 
 
@@ -148,7 +149,7 @@ def test_a_lost_link_is_reconnected_and_counted():
         clk.advance(link.next_retry_ms())
         link.poll()
         assert link.connected and link.reconnects == n
-    assert json.loads(be.retained["streetnode/n1/status"]) == {"state": "online"}
+    assert json.loads(be.retained["streetnode/n1/status"]) == {"state": "online", "broker": "broker:1883", "ts": None}
 
 
 def test_pings_at_half_the_keepalive_and_a_live_broker_keeps_the_link():
@@ -212,7 +213,7 @@ def test_close_announces_offline_and_stays_closed_until_connect():
     link, be, clk, got = _link()
     assert link.connect()
     link.close()
-    assert json.loads(be.retained["streetnode/n1/status"]) == {"state": "offline"}
+    assert json.loads(be.retained["streetnode/n1/status"]) == {"state": "offline", "broker": "broker:1883", "ts": None}
     assert be.closes == 1 and not link.connected
     clk.advance(100000)
     assert link.poll() == 0 and link.publish("data", b"x") is False

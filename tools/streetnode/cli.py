@@ -6,10 +6,11 @@ import argparse
 import sys
 
 from streetnode import __version__
-from streetnode.common import errors, mqtt
+from streetnode.common import errors, mqtt, options
 from streetnode.technician import bundle, deploy, flash, gateway, provision
-from streetnode.field import check, monitor, report, serve
+from streetnode.field import check, cmd, logs, monitor, report, retire, serve
 from streetnode.integrator import bridge
+from streetnode.security import broker_config
 from streetnode.ota import keys as ota_keys, release as ota_release, rollout as ota_rollout
 
 
@@ -59,13 +60,16 @@ def build_parser():
         "and prints its address. A node process that dies is started again, as a board reboots.",
         epilog="examples:\n  streetnode sim --nodes 3 --duration 60\n"
         "  streetnode sim --nodes 20 --broker 127.0.0.1:1883 --interval 5 --state-dir /tmp/fleet\n"
+        "  streetnode sim --nodes 6 --broker mqtt-a.local,mqtt-b.local   # failover: tried in order\n"
         "  streetnode sim --nodes 2 --flash-size pico-w\n"
+        "  streetnode sim --nodes 2 --tls --duration 30   # embedded broker on TLS, a CA made for the run\n"
         "  streetnode sim --broker localhost --tls --ca ca.pem --user sim --password-file sim-pw.txt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
     mqtt.add_broker_options(s, required=False, help_broker="publish to this broker instead of an embedded one "
-                            "(the nodes use --tls/--ca and --user/--password-file too)")  # fmt: skip
+                            "(the nodes use --tls/--ca and --user/--password-file too; --tls alone: the embedded "
+                            "broker on TLS with a CA the sim generates)")  # fmt: skip
     s.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="sampling interval (default 5)")
     s.add_argument("--duration", type=float, default=0, metavar="SECONDS", help="stop after this long (default: run until Ctrl-C)")
     s.add_argument("--heap", default="512k", metavar="SIZE", help="MicroPython heap per node (default 512k: the "
@@ -118,15 +122,24 @@ def build_parser():
     # The technician's commands in the order of the job, then the field crew's, then the
     # integrator's: each
     # module defines its subcommand (options, --help examples, exit codes) in register().
-    for module in (ota_keys, provision, bundle, ota_release, flash, deploy, gateway, check, monitor, report, serve, bridge,
+    for module in (ota_keys, provision, bundle, ota_release, flash, deploy, gateway, check, monitor, cmd, logs, retire,
+                   report, serve, bridge, broker_config,
                    ota_rollout):
         module.register(sub)
+    for parser in options.walk(p):
+        if parser is not p:
+            parser.set_defaults(_parser=parser)  # a UsageError prints this subcommand's usage
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return errors.run(args)
+    """Exit codes: 0 ok, 1 failed, 2 usage error (argparse's, and every UsageError a
+    command raises, with that subcommand's usage), 3-6 per command."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would show the top-level usage: show the subcommand's own
+        getattr(args, "_parser", parser).error("unrecognized arguments: %s" % " ".join(extra))
+    return errors.run(args, before=options.check_broker_syntax)
 
 
 if __name__ == "__main__":

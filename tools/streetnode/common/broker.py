@@ -60,7 +60,7 @@ class Broker:
     """
 
     def __init__(self, kind=None, host="127.0.0.1", port=None, tls=None, start_timeout=15.0, persistence=False,
-                 users=None):  # fmt: skip
+                 users=None, conf=None):  # fmt: skip
         if kind is None:
             kind = "mosquitto" if find_mosquitto() else "amqtt"
         if kind not in KINDS:
@@ -82,6 +82,11 @@ class Broker:
         if users and kind != "mosquitto":
             raise ValueError("users need mosquitto, not %s" % kind)
         self.users = dict(users) if users else None
+        # conf: a mosquitto config snippet (e.g. `streetnode broker-config`'s) that brings its
+        # own listener (on host:port), password_file and acl_file, in place of ours.
+        if conf and (kind != "mosquitto" or users or tls):
+            raise ValueError("conf goes with mosquitto and neither users nor tls (the snippet has its own)")
+        self.conf = conf
         self.start_timeout = start_timeout
         self.proc = None
         self.restarts = 0
@@ -101,9 +106,11 @@ class Broker:
     # -- configuration
 
     def _mosquitto_config(self):
-        lines = [
+        own = self.conf.splitlines() if self.conf else [
             "listener %d %s" % (self.port, self.host),
             "allow_anonymous %s" % ("false" if self.users else "true"),
+        ]
+        lines = own + [
             "persistence %s" % ("true" if self.persistence else "false"),
             "log_dest file %s" % (Path(self._dir) / "broker.log"),
             "log_type error",

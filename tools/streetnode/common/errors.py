@@ -36,6 +36,15 @@ class Failure(RuntimeError):
         self.code = code
 
 
+class UsageError(Failure, ValueError):
+    """A command line that does not make sense (a bad option value, options that do not go
+    together): exit 2 with the subcommand's usage, as argparse's own errors. A ValueError
+    too, so code that checks options for other callers (serve) keeps catching it."""
+
+    def __init__(self, message):
+        super().__init__(message, EXIT_USAGE)
+
+
 def one_line(text):
     """The first non-empty line of a (possibly multi-line) message, e.g. esptool's."""
     for line in str(text).splitlines():
@@ -64,13 +73,24 @@ def command_name(args):
     return "%s %s" % (name, action) if action else name
 
 
-def run(args, stderr=None):
+def run(args, stderr=None, before=None):
     """Run a parsed command (`args.func`) and return its exit code: the one place where a
     Failure, or any other exception, becomes one line 'streetnode COMMAND: error: ...'."""
     import sys
 
     try:
+        if before is not None:
+            before(args)
         return args.func(args) or EXIT_OK
+    except Failure as e:
+        if e.code != EXIT_USAGE:
+            print("streetnode %s: error: %s" % (command_name(args), one_line(e)), file=stderr or sys.stderr)
+            return e.code
+        parser = getattr(args, "_parser", None)
+        if parser is not None:
+            (stderr or sys.stderr).write(parser.format_usage())
+        print("streetnode %s: error: %s" % (command_name(args), one_line(e)), file=stderr or sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - one line, no traceback, for technicians and scripts

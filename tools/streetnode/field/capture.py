@@ -9,6 +9,8 @@ A capture is JSON lines, one per message or event, in arrival order:
 `t` is the arrival time (Unix seconds, float) at the capturing computer; `payload` the
 message as text (UTF-8, undecodable bytes replaced) exactly as published. Lines with an
 "event" key are the monitor's alerts, for the record; readers skip what they do not know.
+`"retained": true` marks a message the broker held (it arrived when we subscribed, so `t`
+says nothing about when the node sent it: its own `ts` does).
 """
 
 import json
@@ -17,6 +19,22 @@ import queue
 import time
 
 from streetnode.common import mqtt
+
+
+class Message(tuple):
+    """(topic, payload, t) that also says whether the broker delivered it as retained
+    (`.retained`): it unpacks as the 3-tuple every reader expects."""
+
+    retained = False
+
+    def __new__(cls, topic, payload, t, retained=False):
+        m = tuple.__new__(cls, (topic, payload, t))
+        m.retained = bool(retained)
+        return m
+
+
+def retained(msg):
+    return getattr(msg, "retained", False)
 
 
 class MessageQueue:
@@ -57,7 +75,7 @@ class LiveSource(MessageQueue):
             self.on_connect()
 
     def _on_message(self, client, userdata, msg):
-        self.queue.put((msg.topic, bytes(msg.payload), time.time()))
+        self.queue.put(Message(msg.topic, bytes(msg.payload), time.time(), msg.retain))
 
     def publish(self, topic, payload, qos=1):
         self.client.publish(topic, payload, qos=qos)
@@ -71,10 +89,13 @@ class CaptureWriter:
         self.path = path
         self.f = open(path, "a", encoding="utf-8")
 
-    def message(self, topic, payload, t):
+    def message(self, topic, payload, t, retained=False):
         if isinstance(payload, (bytes, bytearray)):
             payload = bytes(payload).decode("utf-8", "replace")
-        self.f.write(json.dumps({"t": round(t, 3), "topic": topic, "payload": payload}) + "\n")
+        rec = {"t": round(t, 3), "topic": topic, "payload": payload}
+        if retained:
+            rec["retained"] = True
+        self.f.write(json.dumps(rec) + "\n")
 
     def event(self, ev):
         d = ev.as_dict()
@@ -89,7 +110,7 @@ class CaptureWriter:
 
 
 def read_capture(path, since=None, until=None):
-    """Yield (topic, payload text, t) of the messages in a capture, between since and until
+    """Yield Message(topic, payload text, t, retained) of the messages in a capture, between since and until
     (Unix seconds, inclusive; None: open). Damaged lines (a capture cut short by a power
     loss) are skipped."""
     try:
@@ -114,4 +135,4 @@ def read_capture(path, since=None, until=None):
                 continue
             if until is not None and t > until:
                 continue
-            yield rec["topic"], rec.get("payload", ""), float(t)
+            yield Message(rec["topic"], rec.get("payload", ""), float(t), rec.get("retained") is True)

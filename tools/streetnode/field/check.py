@@ -14,9 +14,9 @@ import sys
 import time
 
 from streetnode.field import fleetwatch
-from streetnode.common import errors
+from streetnode.common import errors, nodeid, options
 from streetnode.common.mqtt import BrokerOptions, add_broker_options
-from streetnode.field.capture import LiveSource
+from streetnode.field.capture import LiveSource, retained
 from streetnode.common.paths import REPO
 
 EXIT_PASS = errors.EXIT_OK
@@ -26,6 +26,12 @@ EXIT_NOT_FOUND = errors.EXIT_NOT_FOUND
 
 WATCHDOG_CAUSES = ("wdt", "watchdog")
 NOT_READY = ("warmup", "closed")  # sensor slot states that are worth waiting for
+
+
+def monitor_ago(seconds):
+    from streetnode.field.monitor import ago
+
+    return ago(seconds)
 
 
 def firmware_version():
@@ -110,10 +116,10 @@ class Commissioning:
             self.send("%s/%s/cmd" % (self.prefix, self.node_id), json.dumps(cmd))
         self.health_asked.append(t)
 
-    def feed(self, topic, payload, t):
+    def feed(self, topic, payload, t, retained=False):
         before = self.node
         prev = (before.status or {}).get("state") if before is not None and before.status else None
-        who = self.fleet.feed(topic, payload, t)
+        who = self.fleet.feed(topic, payload, t, retained)
         if who != self.node_id:
             return
         kind = topic.rsplit("/", 1)[-1]
@@ -284,9 +290,9 @@ DEFAULT_MAX_SKEW_S = 120.0
 def validate(readings, timeout):
     """The check's own limits, for every caller (`check`, `serve`)."""
     if readings < 3:
-        raise ValueError("--readings must be at least 3 (fewer cannot tell a stuck sensor)")
+        raise errors.UsageError("--readings must be at least 3 (fewer cannot tell a stuck sensor)")
     if timeout <= 0:
-        raise ValueError("--timeout must be positive")
+        raise errors.UsageError("--timeout must be positive")
 
 
 def topics(prefix, node):
@@ -317,8 +323,8 @@ def commission(src, node, prefix="streetnode", readings=DEFAULT_READINGS, stuck_
             break
         msg = src.get(min(0.25, left))
         batch = ([msg] if msg else []) + src.drain()
-        for topic, payload, t in batch:
-            com.feed(topic, payload, t)
+        for m in batch:
+            com.feed(m[0], m[1], m[2], retained(m))
         missing = com.waiting_for()
         if not asked_final and not any(m.startswith(("readings", "sensors")) for m in missing):
             # the readings are in: a fresh health tells the outbox and error counts now
@@ -336,7 +342,10 @@ def commission(src, node, prefix="streetnode", readings=DEFAULT_READINGS, stuck_
         n = com.node
         last = ""
         if n is not None and n.status:
-            last = " (its retained status says %s, boot count %s)" % (n.status.get("state"), n.status.get("boot_count"))
+            heard = "at an unknown time" if n.heard is None else "%s ago (%s)" % (
+                monitor_ago(time.time() - n.heard), fleetwatch.stamp(n.heard))  # fmt: skip
+            last = " (its retained status says %s, boot count %s; last heard %s)" % (
+                n.status.get("state"), n.status.get("boot_count"), heard)  # fmt: skip
         result.update(result="not_found", exit_code=EXIT_NOT_FOUND, checks=[],
                       reason="no sign of %s within %.0f s%s" % (node, timeout, last))  # fmt: skip
         return EXIT_NOT_FOUND, result
@@ -451,19 +460,19 @@ def register(sub):
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("node", metavar="NODE", help="the node id, e.g. lamp-0042")
+    p.add_argument("node", metavar="NODE", type=nodeid.argument, help="the node id, e.g. lamp-0042 (a-z 0-9 -)")
     add_broker_options(p, help_broker="the MQTT broker the node publishes to")
     p.add_argument("--prefix", default="streetnode", help="topic prefix (default streetnode)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+    p.add_argument("--timeout", type=options.positive_float, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help="give up after this many seconds (default 300: three readings at a 60 s interval, "
                    "plus a PM sensor's warm-up)")  # fmt: skip
     p.add_argument("--readings", type=int, default=DEFAULT_READINGS, metavar="N", help="readings to wait for (default 3, at least 3)")
-    p.add_argument("--stuck-s", type=float, default=DEFAULT_STUCK_S, metavar="S",
+    p.add_argument("--stuck-s", type=options.nonnegative_float, default=DEFAULT_STUCK_S, metavar="S",
                    help="readings must span S seconds before a sensor repeating its values counts as stuck "
                    "(default 30: an SCD4x measures only every 5 s)")  # fmt: skip
     p.add_argument("--expect-fw", metavar="VERSION", help="expected firmware version (default: this checkout's)")
     p.add_argument("--min-rssi", type=int, default=DEFAULT_MIN_RSSI, metavar="DBM", help="weakest acceptable Wi-Fi signal (default -80)")
-    p.add_argument("--max-clock-skew", type=float, default=DEFAULT_MAX_SKEW_S, metavar="S",
+    p.add_argument("--max-clock-skew", type=options.positive_float, default=DEFAULT_MAX_SKEW_S, metavar="S",
                    help="largest accepted difference between the node's ts and this computer's clock (default 120)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result as one JSON object (the countdown goes to stderr)")
     p.add_argument("--report", metavar="FILE", help="also write the result to FILE (JSON if it ends in .json, else text)")

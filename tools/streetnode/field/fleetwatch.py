@@ -22,6 +22,14 @@ Alerts (kind, subject):
   no_values   a sensor gave only nulls `stuck_n` readings in a row and for `no_values_s`
               (and its health does not say it is warming up)
   reboot_loop the boot count rose `reboot_k` times within `reboot_window_s`
+  offline     the status says offline and the node was last heard longer ago than the
+              silence limit (a deep-sleep node, offline between its wake-ups, does not
+              alert while its data keeps coming)
+
+"Heard" is the node's time, not the tool's: a live message counts at its arrival, a
+retained one (the broker held it; `feed(..., retained=True)`) at the `ts` it carries
+(status and health carry the node's clock; an offline will carries the time it was armed,
+the node's last connect), and not at all when it carries none.
 """
 
 import json
@@ -99,6 +107,17 @@ def quiet(quantity, value):
     q = base_quantity(quantity)
     fn = _QUIET.get(q)
     return fn is not None and value is not None and fn(value)
+
+
+def stamp(t):
+    """A time as ISO 8601 UTC to the second."""
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _number(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def _num(v):
@@ -213,7 +232,8 @@ class NodeState:
         self.health = None
         self.health_t = None
         self.first_seen = None
-        self.last_seen = None  # any message
+        self.last_seen = None  # any message (arrival time)
+        self.heard = None  # when the node was last heard, by its own clock for retained messages
         self.last_data_t = None
         self.data = None  # the latest data payload (highest seq)
         self.epochs = [{}]  # seq -> (ts, arrival) per seq epoch (a new one when seq restarts)
@@ -299,7 +319,7 @@ class NodeState:
             "state": (self.status or {}).get("state"),
             "fw": (self.status or h).get("fw"),
             "boot_count": self.boot_count,
-            "last_seen": self.last_seen,
+            "last_seen": self.heard,
             "seq": self.hi,
             "received": len(self.all_seqs()),
             "missing": len(self.missing()),
@@ -322,6 +342,7 @@ class Fleet:
         self.opt = dict(DEFAULTS)
         self.opt.update(options)
         self.nodes = {}
+        self.retired = set()  # node ids to leave out (the register marks them retired)
         self.events = []  # not yet handed out by tick()/take_events()
         self.messages = 0
         self.malformed = 0
@@ -344,12 +365,15 @@ class Fleet:
             return None
         return rest[0], rest[1]
 
-    def feed(self, topic, payload, t):
-        """One message as it arrived at time t (seconds). Returns the node id or None."""
+    def feed(self, topic, payload, t, retained=False):
+        """One message as it arrived at time t (seconds); `retained`: the broker held it
+        (it arrived because we subscribed). Returns the node id or None."""
         where = self.split(topic)
         if where is None:
             return None
         node_id, kind = where
+        if node_id in self.retired:
+            return None
         if kind not in ("status", "data", "health", "cmd/result"):
             return None  # commands going in, or topics of other tools
         self.messages += 1
@@ -364,6 +388,9 @@ class Fleet:
         if n.first_seen is None:
             n.first_seen = t
         n.last_seen = t if n.last_seen is None else max(n.last_seen, t)
+        heard = t if not retained else _number(msg.get("ts"))
+        if heard is not None and (n.heard is None or heard > n.heard):
+            n.heard = heard
         if kind == "status":
             self._status(n, msg, t)
         elif kind == "data":
@@ -482,6 +509,14 @@ class Fleet:
                     quiet_s, iv, ", status offline" if offline else ""))  # fmt: skip
             else:
                 self._clear(n, t, "silent", "", "data again")
+        # offline: the node said so (or its will did), and has not been heard since long enough
+        if (n.status or {}).get("state") == "offline":
+            limit = max(o["silence_factor"] * iv, o["min_silence_s"]) if iv else o["min_silence_s"]
+            if n.heard is None or t - n.heard > limit:
+                self._raise(n, t, "offline", "", "status offline, last heard %s" % (
+                    "at an unknown time" if n.heard is None else stamp(n.heard)))  # fmt: skip
+        else:
+            self._clear(n, t, "offline", "", "online again")
         # gaps: holes confirmed by an empty outbox, or older than the grace period
         confirm_s = max(2.0, 2 * (iv or 1.0))
         for seq in n.missing():

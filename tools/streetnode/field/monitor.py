@@ -16,8 +16,8 @@ import sys
 import time
 
 from streetnode.field import fleetwatch
-from streetnode.common import mqtt
-from streetnode.field.capture import CaptureWriter, LiveSource
+from streetnode.common import mqtt, options
+from streetnode.field.capture import CaptureWriter, LiveSource, retained
 
 SHORT = {
     "temperature": ("", "°C", 1),
@@ -101,7 +101,7 @@ def row(n, now):
     errs = h.get("errors")
     err = sum(v for v in errs.values() if isinstance(v, int)) if isinstance(errs, dict) else None
     return (
-        n.id, (n.status or {}).get("state") or "?", ago(None if n.last_seen is None else now - n.last_seen),
+        n.id, (n.status or {}).get("state") or "?", ago(None if n.heard is None else now - n.heard),
         _s(n.hi), str(len(n.lost)), _s(h.get("outbox")), _s(h.get("reconnects")), _s(err),
         readings_text(n), alerts_text(n),
     )  # fmt: skip
@@ -206,10 +206,11 @@ def watch(source, fleet, out, duration=None, once=False, settle=3.0, capture=Non
                 break
             msg = source.get(0.1)
             batch = ([msg] if msg else []) + source.drain()
-            for topic, payload, t in batch:
-                fleet.feed(topic, payload, t)
+            for msg in batch:
+                topic, payload, t = msg
+                fleet.feed(topic, payload, t, retained(msg))
                 if capture:
-                    capture.message(topic, payload, t)
+                    capture.message(topic, payload, t, retained(msg))
                 dirty = True
             now = clock()
             if now - last_tick >= 0.25:
@@ -256,10 +257,12 @@ def watch(source, fleet, out, duration=None, once=False, settle=3.0, capture=Non
 def main(args, out=None):
     out = out or sys.stdout
     opts = mqtt.BrokerOptions.from_args(args)
-    if args.duration is not None and args.duration <= 0:
-        raise ValueError("--duration must be positive")
     prefix = args.prefix.rstrip("/")
     fleet = fleetwatch.Fleet(prefix, **fleet_options(args))
+    if args.register:
+        from streetnode.field.retire import retired as retired_nodes
+
+        fleet.retired = retired_nodes(args.register)
     src = LiveSource(opts, fleet_topics(prefix), name="streetnode-monitor")
     capture = CaptureWriter(args.capture) if args.capture else None
     try:
@@ -286,8 +289,11 @@ alerts:
   bounds       a reading outside physically plausible bounds
   no_values    a sensor giving only nulls (not while it warms up)
   reboot_loop  the boot count rising --reboot-k times within --reboot-window seconds
+  offline      the status says offline (the node left, or its will) and it has not been
+               heard for the silence limit
 
-columns: seen = since the last message, lost = readings lost, box = outbox depth,
+columns: seen = since the node was last heard (by its own ts for the messages the
+broker retained; "-": never, or a retained message without a time), lost = readings lost, box = outbox depth,
 rc = reconnects, err = sensor errors (from the latest health message)
 
 exit codes: 0 no alert active at the end, 1 an alert active at the end (or the broker
@@ -301,15 +307,15 @@ def fleet_topics(prefix):
 
 
 def add_alert_options(p):
-    p.add_argument("--interval", dest="interval_s", type=float, metavar="S",
+    p.add_argument("--interval", dest="interval_s", type=options.positive_float, metavar="S",
                    help="the fleet's sampling interval (default: learnt per node from its data)")  # fmt: skip
-    p.add_argument("--silence-factor", type=float, metavar="X", help="silent after X intervals without data (default 3)")
-    p.add_argument("--min-silence", dest="min_silence_s", type=float, metavar="S", help="and at least S seconds (default 5)")
-    p.add_argument("--stuck-n", type=int, metavar="N", help="stuck after N identical readings in a row (default 10)")
-    p.add_argument("--stuck-s", type=float, metavar="S", help="... over at least S seconds (default 30)")
-    p.add_argument("--reboot-k", type=int, metavar="K", help="a reboot loop is K reboots ... (default 3)")
-    p.add_argument("--reboot-window", dest="reboot_window_s", type=float, metavar="S", help="... within S seconds (default 3600)")
-    p.add_argument("--gap-grace", dest="gap_grace_s", type=float, metavar="S",
+    p.add_argument("--silence-factor", type=options.positive_float, metavar="X", help="silent after X intervals without data (default 3)")
+    p.add_argument("--min-silence", dest="min_silence_s", type=options.nonnegative_float, metavar="S", help="and at least S seconds (default 5)")
+    p.add_argument("--stuck-n", type=options.positive_int, metavar="N", help="stuck after N identical readings in a row (default 10)")
+    p.add_argument("--stuck-s", type=options.nonnegative_float, metavar="S", help="... over at least S seconds (default 30)")
+    p.add_argument("--reboot-k", type=options.positive_int, metavar="K", help="a reboot loop is K reboots ... (default 3)")
+    p.add_argument("--reboot-window", dest="reboot_window_s", type=options.positive_float, metavar="S", help="... within S seconds (default 3600)")
+    p.add_argument("--gap-grace", dest="gap_grace_s", type=options.nonnegative_float, metavar="S",
                    help="a missing seq counts as lost after S seconds even without a health message (default 600)")  # fmt: skip
 
 
@@ -327,9 +333,11 @@ def register(sub):
     p.add_argument("--prefix", default="streetnode", help="topic prefix (default streetnode)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--once", action="store_true", help="listen --settle seconds, print one table and exit")
-    g.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
-    p.add_argument("--settle", type=float, default=3.0, metavar="S", help="how long --once listens (default 3)")
+    g.add_argument("--duration", type=options.positive_float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--settle", type=options.positive_float, default=3.0, metavar="S", help="how long --once listens (default 3)")
     p.add_argument("--capture", metavar="FILE", help="append every message and alert to FILE (JSON lines) for report")
+    p.add_argument("--register", metavar="FILE", help="fleet-register.csv: leave out the nodes it marks retired "
+                   "(streetnode retire)")  # fmt: skip
     add_alert_options(p)
     p.set_defaults(func=main)
     return p

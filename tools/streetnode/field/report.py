@@ -19,8 +19,9 @@ import time
 from datetime import datetime, timezone
 
 from streetnode.field import fleetwatch
-from streetnode.common import mqtt
-from streetnode.field.capture import CaptureWriter, LiveSource, read_capture
+from streetnode.common import mqtt, options
+from streetnode.common.errors import UsageError
+from streetnode.field.capture import CaptureWriter, LiveSource, read_capture, retained
 from streetnode.field.monitor import fleet_topics
 
 _REL = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -48,14 +49,17 @@ def load(path, since=None, until=None):
     return list(read_capture(path, since, until))
 
 
-def summarise(messages, prefix="streetnode"):
-    """The report's numbers, from (topic, payload, t) messages in arrival order."""
+def summarise(messages, prefix="streetnode", retired=()):
+    """The report's numbers, from (topic, payload, t) messages in arrival order; the nodes in
+    `retired` left out."""
     fleet = fleetwatch.Fleet(prefix, gap_grace_s=0.0)
+    fleet.retired = set(retired)
     series = {}  # node -> quantity -> sensor -> [(time, value)]
     boot_counts = {}  # node -> boot counts in the order seen (status and health), never falling
     first_t = last_t = None
-    for topic, payload, t in messages:
-        node = fleet.feed(topic, payload, t)
+    for m in messages:
+        topic, payload, t = m
+        node = fleet.feed(topic, payload, t, retained(m))
         if node is None:
             continue
         first_t = t if first_t is None else min(first_t, t)
@@ -78,6 +82,8 @@ def summarise(messages, prefix="streetnode"):
                 for q, v in values.items():
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
                         series.setdefault(node, {}).setdefault(q, {}).setdefault(sname, []).append((when, v))
+    if last_t is not None:
+        fleet.tick(last_t)  # the state at the end of the capture: offline, silent, ...
     nodes = {}
     for node_id in sorted(fleet.nodes, key=_natural):
         n = fleet.nodes[node_id]
@@ -106,7 +112,9 @@ def summarise(messages, prefix="streetnode"):
             "boot_count_last": boots[-1] if boots else None,
             "reboots": (boots[-1] - boots[0]) if boots else 0,
             "first_seen": n.first_seen,
-            "last_seen": n.last_seen,
+            "last_seen": n.heard,  # by the node's own ts for retained messages
+            "state": (n.status or {}).get("state"),
+            "alerts": sorted({kind for kind, _ in n.alerts}),
             "interval_s": n.interval_s(),
             "fw": (n.status or n.health or {}).get("fw"),
             "dropped": (n.health or {}).get("dropped"),
@@ -168,16 +176,16 @@ def markdown(summary, pngs=None):
     lines = ["# streetnode report", "", "From %s to %s, %d message(s)%s." % (
         _iso(summary["from"]), _iso(summary["to"]), summary["messages"],
         ", %d malformed" % summary["malformed"] if summary["malformed"] else ""), ""]  # fmt: skip
-    lines += ["| node | received | expected | completeness | missing | gaps (seq) | reboots | seq range |",
-              "| ---- | -------: | -------: | -----------: | ------: | ---------- | ------: | --------- |"]  # fmt: skip
+    lines += ["| node | state | last heard | alerts | received | expected | completeness | missing | gaps (seq) | reboots | seq range |",
+              "| ---- | ----- | ---------- | ------ | -------: | -------: | -----------: | ------: | ---------- | ------: | --------- |"]  # fmt: skip
     for node, s in summary["nodes"].items():
         comp = "-" if s["completeness"] is None else "%.2f %%" % s["completeness"]
         gaps = fleetwatch.format_ranges([tuple(g) for g in s["gaps"]], limit=8) or "none"
         rng = "-" if s["seq_first"] is None else "%d-%d" % (s["seq_first"], s["seq_last"])
         if s["seq_resets"]:
             rng += " (restarted %d×)" % s["seq_resets"]
-        lines.append("| %s | %d | %d | %s | %d | %s | %d | %s |" % (
-            node, s["received"], s["expected"], comp, s["missing"], gaps, s["reboots"], rng))  # fmt: skip
+        lines.append("| %s | %s | %s | %s | %d | %d | %s | %d | %s | %d | %s |" % (
+            node, s["state"] or "-", _iso(s["last_seen"]), ", ".join(s["alerts"]) or "none", s["received"], s["expected"], comp, s["missing"], gaps, s["reboots"], rng))  # fmt: skip
     if pngs:
         lines += ["", "## Plots", ""]
         for p in pngs:
@@ -211,8 +219,9 @@ def _listen(args, opts, out_dir):
     try:
         while time.monotonic() < end:
             m = src.get(min(0.5, max(0.0, end - time.monotonic())))
-            for topic, payload, t in ([m] if m else []) + src.drain():
-                cap.message(topic, payload, t)
+            for msg in ([m] if m else []) + src.drain():
+                topic, payload, t = msg
+                cap.message(topic, payload, t, retained(msg))
     finally:
         src.close()
         cap.close()
@@ -222,17 +231,25 @@ def _listen(args, opts, out_dir):
 def main(args, out=None):
     out = out or sys.stdout
     if bool(args.capture) == bool(args.broker):
-        raise ValueError("give either --capture FILE or --broker HOST:PORT with --duration")
+        raise UsageError("give either --capture FILE or --broker HOST:PORT with --duration")
     if args.broker and not args.duration:
-        raise ValueError("--broker needs --duration S (how long to listen)")
+        raise UsageError("--broker needs --duration S (how long to listen)")
     opts = mqtt.BrokerOptions.from_args(args, required=False)
-    since = parse_time(args.since) if args.since else None
-    until = parse_time(args.until) if args.until else None
+    try:
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+    except ValueError as e:
+        raise UsageError(str(e))
     if since is not None and until is not None and since > until:
-        raise ValueError("--since is after --until")
+        raise UsageError("--since is after --until")
     path = args.capture or _listen(args, opts, args.out)
     messages = load(path, since, until)
-    summary = summarise(messages, args.prefix.rstrip("/"))
+    gone = set()
+    if args.register:
+        from streetnode.field.retire import retired as retired_nodes
+
+        gone = retired_nodes(args.register)
+    summary = summarise(messages, args.prefix.rstrip("/"), gone)
     if not summary["nodes"]:
         raise ValueError("no node messages in %s%s" % (path, " in that time range" if since or until else ""))
     pngs = write(summary, args.out, plots=not args.no_plots)
@@ -269,8 +286,9 @@ def register(sub):
     )
     p.add_argument("--capture", metavar="FILE", help="a capture file (JSON lines) of streetnode monitor")
     mqtt.add_broker_options(p, required=False, help_broker="listen to the broker instead (with --duration)")
-    p.add_argument("--duration", type=float, metavar="S", help="how long to listen with --broker")
+    p.add_argument("--duration", type=options.positive_float, metavar="S", help="how long to listen with --broker")
     p.add_argument("--prefix", default="streetnode", help="topic prefix (default streetnode)")
+    p.add_argument("--register", metavar="FILE", help="fleet-register.csv: leave out the nodes it marks retired")
     p.add_argument("--since", metavar="T", help="only messages that arrived at or after T")
     p.add_argument("--until", metavar="T", help="only messages that arrived at or before T")
     p.add_argument("--out", default="streetnode-report", metavar="DIR", help="output directory (default streetnode-report)")

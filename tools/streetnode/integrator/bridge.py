@@ -409,7 +409,7 @@ def run(args):
         argv = args.argv if getattr(args, "argv", None) is not None else sys.argv[2:]
         try:  # a unit that cannot start is refused here
             parse_targets(args.to)
-            mqtt.parse_broker(args.broker, args.tls or bool(args.ca))  # the password file is the service's to read
+            mqtt.parse_brokers(args.broker, args.tls or bool(args.ca))  # the password file is the service's to read
         except ValueError as e:
             raise Failure(str(e), 2) from None
         sys.stdout.write(unit_text(argv, args.python, args.unit_user, args.state_dir or STATE_DIR))

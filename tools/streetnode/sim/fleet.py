@@ -48,8 +48,12 @@ CA_FILE = "ca.der"  # in each node's flash, with --ca
 
 
 def node_config(node_id, opts, interval_s, sensors, seed):
-    """A node's config.json for the broker options `opts` (host, port, TLS with CA_FILE, user)."""
-    m = {"host": opts.host, "port": opts.port, "keepalive_s": 30}
+    """A node's config.json for the broker options `opts` (its brokers, TLS with CA_FILE, user):
+    several brokers (--broker h1:p1,h2:p2) become the node's mqtt.hosts, tried in order."""
+    if len(opts.hosts) > 1:
+        m = {"hosts": [{"host": h, "port": p} for h, p in opts.hosts], "keepalive_s": 30}
+    else:
+        m = {"host": opts.host, "port": opts.port, "keepalive_s": 30}
     if opts.tls:
         m.update(tls=True, ca=CA_FILE)
     if opts.user:
@@ -299,13 +303,15 @@ def run(args, out=sys.stdout):
 
     lib = compile_tree(lib=deps.device_lib())  # firmware, drivers, hal and umqtt as .mpy
     broker = None
-    opts = mqtt.BrokerOptions.from_args(args, required=False)
+    embedded_tls = bool(getattr(args, "tls", False)) and not getattr(args, "broker", None)
+    if embedded_tls:  # sim --tls: the embedded broker with a CA of its own (sim/tls.py)
+        if any(getattr(args, k, None) for k in ("ca", "cert", "user", "password_file")):
+            raise ValueError("--tls without --broker makes its own CA for the embedded broker: --ca, --cert, --user "
+                             "and --password-file go with --broker")  # fmt: skip
+        opts = None
+    else:
+        opts = mqtt.BrokerOptions.from_args(args, required=False)
     ca_der = node_ca(opts) if opts else None
-    if opts is None:
-        broker = Broker()
-        broker.start()
-        opts = mqtt.BrokerOptions(broker.host, broker.port)
-        print("embedded broker (%s) on %s" % (broker.kind, opts.address), file=out, flush=True)
     temp_state = None
     if args.state_dir:
         state_dir = Path(args.state_dir)
@@ -313,6 +319,20 @@ def run(args, out=sys.stdout):
         temp_state = tempfile.mkdtemp(prefix="streetnode-sim-")
         state_dir = Path(temp_state)
     state_dir.mkdir(parents=True, exist_ok=True)
+    if opts is None:
+        tls = None
+        if embedded_tls:
+            from streetnode.common.broker import find_mosquitto
+            from streetnode.sim.tls import embedded_pki
+
+            if not find_mosquitto():
+                raise ValueError("--tls needs mosquitto for the embedded broker (apt-get install mosquitto)")
+            tls, ca_der = embedded_pki(state_dir / "broker-tls")
+        broker = Broker("mosquitto" if tls else None, tls=tls)
+        broker.start()
+        opts = mqtt.BrokerOptions(broker.host, broker.port, tls=bool(tls), ca=str(tls["cafile"]) if tls else None)
+        print("embedded broker (%s%s) on %s%s" % (broker.kind, ", TLS" if tls else "", opts.address,
+              ", its CA in %s" % tls["cafile"] if tls else ""), file=out, flush=True)  # fmt: skip
     sensors = available_sensors()
     pubkey = ota_pubkey(args.ota_key) if getattr(args, "ota_key", None) else None
     from streetnode.technician import bundle as bundlemod

@@ -15,12 +15,10 @@ provision accepts, the node accepts.
 """
 
 import argparse
-import base64
 import contextlib
 import csv
 import datetime
 import getpass
-import hashlib
 import io
 import json
 import os
@@ -32,7 +30,9 @@ from pathlib import Path
 
 from streetnode.common.errors import EXIT_EXISTS, EXIT_INVALID, Failure  # noqa: F401
 from streetnode.common.files import write_atomic
+from streetnode.common.mqtt import is_loopback
 from streetnode.common.paths import device_code
+from streetnode.security.acl import mosquitto_hash, node_acl, passwd_line  # noqa: F401 (mosquitto_hash: tests)
 
 
 BOARD_ALIASES = {"esp32": "esp32-devkitc", "pico": "pico-w", "picow": "pico-w"}
@@ -55,10 +55,8 @@ CA_FILE = "ca.der"
 WIFI_PASSWORD_ENV = "STREETNODE_WIFI_PASSWORD"
 MQTT_PASSWORD_ENV = "STREETNODE_MQTT_PASSWORD"
 
-# mosquitto_passwd's PBKDF2 format (mosquitto >= 2.0): user:$7$iterations$salt$hash with
-# SHA-512, 12 salt bytes and 101 iterations, salt and hash in standard base64.
-_MOSQ_ITERATIONS = 101
-_MOSQ_SALT_BYTES = 12
+PASSWD_FILE = "mosquitto.passwd"
+ACL_FILE = "mosquitto.acl"
 
 
 # -- pieces a test can call -----------------------------------------------------------------
@@ -104,14 +102,6 @@ def preset_sensor(preset, board):
     if not buses:
         raise Failure("preset %s: board %s has no %s bus" % (preset, board, kind.upper()), EXIT_INVALID)
     return {"name": name, "driver": driver, "bus": "%s%d" % (kind, buses[0])}
-
-
-def mosquitto_hash(password, salt=None):
-    """mosquitto_passwd's hash of `password` ($7$: PBKDF2-SHA512), for a password_file."""
-    if salt is None:
-        salt = secrets.token_bytes(_MOSQ_SALT_BYTES)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _MOSQ_ITERATIONS)
-    return "$7$%d$%s$%s" % (_MOSQ_ITERATIONS, base64.b64encode(salt).decode(), base64.b64encode(digest).decode())
 
 
 def _der_length_ok(der):
@@ -215,6 +205,28 @@ def add_to_register(path, row):
         w.writerow(r)
     w.writerow(row)
     write_atomic(path, out.getvalue(), 0o644)
+
+
+def mark_retired(path, node_id, when):
+    """Set the `retired` column of node_id's row to `when` (streetnode retire), under the
+    register's lock and atomically, keeping every other column."""
+    path = Path(path)
+    with register_lock(path):
+        rows = read_register(path)
+        fields = list(REGISTER_FIELDS)
+        for r in rows:
+            fields += [k for k in r if k not in fields and k is not None]
+        if "retired" not in fields:
+            fields.append("retired")
+        for r in rows:
+            if (r.get("id") or "").strip().lower() == node_id:
+                r["retired"] = when
+        out = io.StringIO()
+        w = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+        write_atomic(path, out.getvalue(), 0o644)
 
 
 def check_new_id(rows, node_id, path):
@@ -346,6 +358,9 @@ def provision(args, now=None):
                       EXIT_INVALID)  # fmt: skip
     if args.tls and not args.ca:
         raise Failure("--tls needs --ca FILE: the broker's CA certificate (PEM or DER)", EXIT_INVALID)
+    if not args.ca and not args.anonymous and _broker(args.broker)[1] == 8883:
+        raise Failure("--broker %s: port 8883 is MQTT over TLS: give --ca FILE, or the node would send its password "
+                      "there in clear" % args.broker, EXIT_INVALID)  # fmt: skip
     out = Path(args.out) if args.out else Path("nodes") / args.id
     register = Path(args.register)
 
@@ -378,10 +393,9 @@ def provision(args, now=None):
         if der is not None:
             write_atomic(out / CA_FILE, der, 0o644)
         if mqtt_pw is not None:
-            write_atomic(out / "mosquitto.passwd", "%s:%s\n" % (args.id, mosquitto_hash(mqtt_pw)), 0o600)
-            prefix = full["mqtt"]["prefix"]
-            write_atomic(out / "mosquitto.acl", "user %s\ntopic readwrite %s/%s/#\n" % (args.id, prefix, args.id),
-                         0o644)  # fmt: skip
+            # the same lines as `streetnode broker-config` writes for the whole fleet
+            write_atomic(out / PASSWD_FILE, passwd_line(args.id, mosquitto_hash(mqtt_pw)), 0o600)
+            write_atomic(out / ACL_FILE, node_acl(args.id, full["mqtt"]["prefix"]), 0o644)
         write_atomic(out / fwconfig.CONFIG_FILE, json.dumps(cfg, indent=2, sort_keys=True) + "\n", 0o600)
         add_to_register(register, register_row(full, FW_VERSION, when))
 
@@ -390,6 +404,9 @@ def provision(args, now=None):
         args.id, full["board"], len(full["sensors"]), "" if len(full["sensors"]) == 1 else "s", FW_VERSION, out,
         ", ".join(files)))  # fmt: skip
     print("registered in %s" % register)
+    if mqtt_pw is not None and der is None and not is_loopback(full["mqtt"]["host"]):
+        print("warning: no --ca: %s will send its MQTT password to %s in clear (TLS needs the broker's CA)"
+              % (args.id, full["mqtt"]["host"]))  # fmt: skip
     if mqtt_pw is not None:
         print("broker admin: add %s/mosquitto.passwd to mosquitto's password_file and %s/mosquitto.acl to its "
               "acl_file, then reload mosquitto (MQTT user %s; the password is only in config.json, mode 0600)"

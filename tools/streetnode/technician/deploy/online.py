@@ -12,13 +12,14 @@ from streetnode.common.errors import EXIT_INPUT, EXIT_OFFLINE, Failure
 
 
 def broker_options(args, cfg, data_files):
-    """The broker to watch: the node's config (host, port, TLS with its CA, its own MQTT user,
+    """The broker to watch: the node's config (its brokers, TLS with its CA, its own MQTT user,
     whom provision's ACL lets read its topics), each part replaced by what the command line
     gives (--broker, --tls, --ca, --user, --password-file)."""
     m = cfg["mqtt"]
     ca = dict(data_files).get(m.get("ca")) if m.get("tls") else None
+    hosts = [(h["host"], h["port"]) for h in m.get("hosts") or [{"host": m["host"], "port": m.get("port")}]]
     node = mqtt.BrokerOptions(m["host"], m.get("port"), m.get("tls"), user=m.get("user"), password=m.get("password"),
-                              ca_data=ca)  # fmt: skip
+                              ca_data=ca, hosts=hosts)  # fmt: skip
     try:
         return mqtt.BrokerOptions.from_args(args, defaults=node)
     except ValueError as e:
