@@ -149,7 +149,7 @@ def test_the_node_rejects_what_does_not_verify_and_keeps_running(ota, how):
 
 def test_broken_chunks_are_ignored_and_a_push_then_completes(ota):
     rel = _release(ota, "0.3.0")
-    r = pushmod.Release(rel)
+    r = pushmod.Release(rel, pubkeys=[ota.pub])
     c = mqtt.connect(ota.opts, None)
     topic = "streetnode/sim-2/ota/"
     try:
@@ -211,7 +211,7 @@ def test_a_release_that_never_connects_is_rolled_back_after_the_trial_timeout(ot
 
 def test_power_cuts_during_transfer_verification_and_switch_leave_a_complete_version(ota):
     rel = _release(ota, "0.6.0")
-    release = pushmod.Release(rel)
+    release = pushmod.Release(rel, pubkeys=[ota.pub])
     node = ota.fleet.nodes["sim-1"]
     seen_fw = set()
     boots = {"n": 0}
