@@ -5,11 +5,13 @@
 # as on a board), with the flash faults of STATE_DIR/flash.json ({"faults": [...],
 # "pause_us": n}) switched on and off as the node runs. Without an image the directory
 # itself stands in for the flash (a Pi gateway, debugging).
+# When the flash holds a board's loader (loader.py, boot.py, main.py and the slots a/, b/,
+# as `streetnode sim` installs them) the node boots through it exactly as a board does:
+# boot.py picks the slot (and counts a trial), main.py imports node_main from the slot,
+# with nothing of the compiled tree this started from left on sys.path or in sys.modules.
 # Exit codes: 0 stopped, 3 reboot requested, 4 deep sleep (see firmware/node.py).
 
 import sys
-
-from firmware import node as _node
 
 _MOUNT = "/flash"
 
@@ -68,9 +70,43 @@ def mount_flash(directory):
     return _MOUNT, attach
 
 
+class _BoardHooks:
+    """Imported by the slot's node_main as `streetnode_board`: what the port hands over."""
+
+    def __init__(self, cause, after_boot):
+        self.cause = cause
+        self.after_boot = after_boot
+
+
+def boot_loader(where, cause, attach):
+    """Run the board's boot.py and main.py from `where` (the flash root). Returns False when
+    there is no loader there."""
+    import os
+
+    if not _exists(where + "/loader.py") or not _exists(where + "/boot.py"):
+        return False
+    os.chdir(where)
+    # What this process imported to mount the flash is the port's, not the slot's.
+    for name in list(sys.modules):
+        if name != "__main__" and getattr(sys.modules[name], "__file__", None) is not None:
+            del sys.modules[name]
+    sys.path[:] = ["", ".frozen"]
+    sys.modules["streetnode_board"] = _BoardHooks(cause, attach)
+    for script in ("boot.py", "main.py"):
+        with open(script) as f:
+            code = f.read()
+        exec(code, {"__name__": "__main__"})
+    return True
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         print("usage: main_unix.py STATE_DIR [RESET_CAUSE]")
         sys.exit(2)
     where, attach = mount_flash(sys.argv[1])
-    sys.exit(_node.main(where, sys.argv[2] if len(sys.argv) > 2 else "power_on", attach))
+    cause = sys.argv[2] if len(sys.argv) > 2 else "power_on"
+    if sys.implementation.name == "micropython" and boot_loader(where, cause, attach):
+        sys.exit(0)
+    from firmware import node as _node
+
+    sys.exit(_node.main(where, cause, attach))

@@ -166,6 +166,10 @@ class MQTTLink:
         self.clean_session = clean_session
         self.status = dict(status or {})
         self.on_cmd = on_cmd
+        # More sub-topics subscribed on every connection (e.g. "ota/offer"); what arrives on
+        # them goes to on_message(sub, payload) instead of on_cmd.
+        self.subs = []
+        self.on_message = None
         self.unix_time = None  # the node's clock (firmware/net.py), so a status says when it was set
         self._timeout_ms = int(timeout_s * 1000)
         self._base_ms = backoff_base_ms
@@ -248,6 +252,8 @@ class MQTTLink:
                 self._received,
             )
             be.subscribe(self.topic("cmd"), 1)
+            for sub in self.subs:
+                be.subscribe(self.topic(sub), 1)
             be.publish(self.topic("status"), self._status_payload("online"), True, 1)
         except OSError as e:
             self._lost(e)
@@ -442,13 +448,21 @@ class MQTTLink:
         if len(self._inbox) >= _INBOX:
             self._inbox.pop(0)
             self.cmd_dropped += 1
-        self._inbox.append(payload)
+        self._inbox.append((topic, payload))
 
     def _deliver(self):
         n = 0
+        base = self._base
         while self._inbox:
-            payload = self._inbox.pop(0)
+            topic, payload = self._inbox.pop(0)
             n += 1
+            if self.subs and topic is not None:
+                if type(topic) is not str:
+                    topic = bytes(topic).decode()
+                if topic.startswith(base) and topic[len(base):] in self.subs:
+                    if self.on_message is not None:
+                        self.on_message(topic[len(base):], payload)
+                    continue
             if self.on_cmd is not None:
                 self.on_cmd(payload)
         return n

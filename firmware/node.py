@@ -150,6 +150,7 @@ class Node:
         cfg, err = _load("config").load(self.dir)
         _unload("state", "config")
         self.config_error = err
+        self.config = cfg
         self.log("boot %s (reset %s), fw %s" % (self.state["boot_count"], self.state.get("reset_cause"), FW_VERSION))
         if err:
             self.log("config: %s - running on the last good config" % (err,))
@@ -183,6 +184,17 @@ class Node:
         self._net_up = False
         self.link = self._link or self._make_link(cfg)
         self.link.on_cmd = self._on_cmd
+        self.ota = None
+        try:
+            from firmware.ota.receiver import Receiver
+
+            self.ota = Receiver(self)  # after the config: it reads ota.pubkeys from it
+            self.link.subs = ["ota/offer", "ota/chunk"]
+            self.link.on_message = self.ota.on_message
+            self.link.status["fw"] = self.ota.fw
+            self.link.status["slot"] = self.ota.slot
+        except ImportError as e:  # a tree without firmware/ota (a trimmed build): no updates
+            print("ota: not available:", e)
         self.link.unix_time = self.net.unix_time
         self._apply(cfg)
         now = clock.ticks_ms()
@@ -253,6 +265,8 @@ class Node:
             # later). Dropped now, the loop sleeps until the radio is due instead of trying
             # to drain a backlog into a dead socket.
             self.link.radio_down()
+        if self.ota is not None:
+            self.ota.tick(now)
         if self.link.connected != self._was_connected:
             self._was_connected = self.link.connected
             if self._was_connected:
@@ -273,6 +287,8 @@ class Node:
         link = self.link
         w = self._waits
         if link.connected and (self._results or self._health_due or (self.outbox.pending() and not self._drained)):
+            return 0  # a backlog to drain or replies to send: straight on with the next pass
+        if self.ota is not None and self.ota.busy():
             return 0  # a backlog to drain or replies to send: straight on with the next pass
         w[0] = self.sensors.next_due_ms(now)
         w[1] = clock.ticks_diff(self._next_cycle, now)
@@ -373,6 +389,9 @@ class Node:
         }
         if self.kept_outboxes:
             extra["kept_outboxes"] = self.kept_outboxes  # former node ids whose records wait on flash
+        if self.ota is not None:
+            extra["fw"] = self.ota.fw  # the running release's version (firmware/ota)
+            extra["slot"] = self.ota.slot
         self._flash_health(extra)
         wlan = self.net.health()
         if wlan is not None:
@@ -515,6 +534,10 @@ class Node:
 
     def _cmd_patch_config(self, args):
         return self._change(args["patch"])
+
+    def reboot_soon(self, delay_ms):
+        """Reboot after delay_ms (the outbox is synced and the link closed first)."""
+        self._reboot_at = clock.ticks_add(clock.ticks_ms(), delay_ms)
 
     def _cmd_reboot(self, args):
         self._reboot_at = clock.ticks_add(clock.ticks_ms(), max(0, args.get("delay_ms", 1000)))

@@ -58,7 +58,7 @@ def test_sim_runs_a_fleet_restarts_a_killed_node_and_loses_nothing(tmp_path):
 
     image = FlashImage(state / "sim-2" / "flash.img")
     assert image.path.stat().st_size == 2 * 1024 * 1024
-    assert '"boot_count": 2' in image.get_bytes("state.json").decode()
+    assert '"boot_count": 2' in image.get_bytes("data/state.json").decode()
     assert re.search(r"sim-1 flash: \d+ of 2048 KiB used", out), out
     assert re.search(r"flash: sim-1 \d+% of 2048 KiB ok", out), out
     if tls:  # each node carries the run's CA in DER, as a provisioned node its ca.der

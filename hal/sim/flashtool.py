@@ -5,6 +5,7 @@
 #   micropython -m hal.sim.flashtool IMAGE put HOST_FILE NAME      (NAME inside the flash)
 #   micropython -m hal.sim.flashtool IMAGE get NAME HOST_FILE
 #   micropython -m hal.sim.flashtool IMAGE pull HOST_DIR              (every file, copied out)
+#   micropython -m hal.sim.flashtool IMAGE push HOST_DIR              (a host tree, copied in)
 #   micropython -m hal.sim.flashtool IMAGE rm NAME
 #   micropython -m hal.sim.flashtool IMAGE ls                      (JSON: path -> size)
 #   micropython -m hal.sim.flashtool IMAGE df                      (JSON: size, free, used)
@@ -27,6 +28,17 @@ def _walk(path, out):
             _walk(full, out)
         else:
             out[full[len(_MOUNT) + 1 :]] = os.stat(full)[6]
+
+
+def _host_files(top, rel):
+    out = []
+    for entry in os.ilistdir(top + ("/" + rel if rel else "")):
+        name = (rel + "/" if rel else "") + entry[0]
+        if entry[1] == 0x4000:
+            out.extend(_host_files(top, name))
+        else:
+            out.append(name)
+    return out
 
 
 def _copy(src, dst):
@@ -65,7 +77,7 @@ def main(argv):
         vfs.VfsLfs2.mkfs(flash.FileFlash(image))
         return 0
     # Only a command that writes may set a damaged image aside and format it afresh.
-    dev, report = flash.mount(image, _MOUNT, repair=cmd in ("put", "rm"))
+    dev, report = flash.mount(image, _MOUNT, repair=cmd in ("put", "push", "rm"))
     if report:
         print(report)
     if cmd == "put":
@@ -84,6 +96,10 @@ def main(argv):
         for name in out:
             _makedirs(args[0] + "/" + name)
             _copy(_MOUNT + "/" + name, args[0] + "/" + name)
+    elif cmd == "push":  # every file of the host directory args[0], into the flash root
+        for name in _host_files(args[0], ""):
+            _makedirs(_MOUNT + "/" + name)
+            _copy(args[0] + "/" + name, _MOUNT + "/" + name)
     elif cmd == "rm":
         os.remove(_MOUNT + "/" + args[0])
     elif cmd == "ls":

@@ -11,7 +11,7 @@ from streetnode.technician import bundle, deploy, flash, gateway, provision
 from streetnode.field import check, cmd, logs, monitor, report, retire, serve
 from streetnode.integrator import bridge
 from streetnode.security import broker_config
-from streetnode.ota import keys as ota_keys, release as ota_release
+from streetnode.ota import keys as ota_keys, release as ota_release, rollout as ota_rollout
 
 
 def _demo(args):
@@ -89,6 +89,8 @@ def build_parser():
                    help="each node's flash: LittleFS on a simulated block device of SIZE (bytes, NNk, NNM, or a "
                    "board: esp32-devkitc = 2M, pico-w = 848k; default esp32-devkitc), in DIR/<node id>/flash.img; "
                    "'host' runs on the state directory itself (debugging)")
+    s.add_argument("--ota-key", metavar="FILE", help="the fleet's public key (fleet.pub from `streetnode keys new`): "
+                   "put into each node's config as ota.pubkeys, so the nodes accept releases signed with it")
     s.set_defaults(func=_sim)
 
     d = sub.add_parser(
@@ -130,7 +132,8 @@ def build_parser():
     # integrator's: each
     # module defines its subcommand (options, --help examples, exit codes) in register().
     for module in (ota_keys, provision, bundle, ota_release, flash, deploy, gateway, check, monitor, cmd, logs, retire,
-                   report, serve, bridge, broker_config):
+                   report, serve, bridge, broker_config,
+                   ota_rollout):
         module.register(sub)
     for parser in options.walk(p):
         if parser is not p:

@@ -70,6 +70,10 @@ class FlashImage:
         finally:
             Path(f.name).unlink()
 
+    def push(self, directory):
+        """Copy a host directory tree into the flash root (one interpreter for all files)."""
+        self._tool("push", Path(directory).resolve())
+
     def put_text(self, name, text):
         self.put_bytes(name, text.encode())
 

@@ -7,6 +7,11 @@ node's flash is a board's: LittleFS on a simulated block device of the board's s
 (--flash-size, default the ESP32-DevKitC's 2 MiB VFS partition; hal/sim/flash.py) in
 <state-dir>/<node>/flash.img, or with --flash-size host the directory itself. A node
 started again on the same state resumes its seq and its outbox.
+
+Each node boots as a board does, through the board's loader (technician/board/) from its
+own firmware slots: install_slots() puts the unix bundle's loader at the flash root, its
+app/ into slot a/ and the config into data/ (as `streetnode deploy` lays out a board), so
+an update over the air (firmware/ota/) runs the same path in the sim as on a board.
 """
 
 import json
@@ -83,6 +88,67 @@ def node_ca(opts):
 
         return ssl.PEM_cert_to_DER_cert(data.decode("ascii", "replace"))
     return data
+
+
+def ota_pubkey(path):
+    """The base64 of a fleet's 32-byte Ed25519 public key from FILE (`streetnode keys new`'s
+    fleet.pub: base64 text, PEM or the raw 32 bytes); ValueError naming the problem."""
+    import base64
+    import binascii
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ValueError("cannot read the OTA key %s: %s" % (path, e.strerror or e))
+    raw = None
+    if b"-----BEGIN" in data:
+        from cryptography.hazmat.primitives import serialization
+
+        try:
+            key = serialization.load_pem_public_key(data)
+            raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        except (ValueError, TypeError, AttributeError) as e:
+            raise ValueError("%s is not an Ed25519 public key: %s" % (path, e))
+    elif len(data) == 32:
+        raw = data
+    else:
+        try:
+            raw = base64.b64decode(data.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raw = None
+    if raw is None or len(raw) != 32:
+        raise ValueError("%s is not a fleet public key (base64 of 32 bytes, from `streetnode keys new`)" % path)
+    return base64.b64encode(raw).decode()
+
+
+def install_slots(node_dir, bundle_dir, config_text, ca_der=None, image=None):
+    """Lay a node's flash out as a board's: the loader at the root, the bundle's app/ in
+    slot a/ with the pointer on it, data/config.json (and the CA). A flash that already
+    has a slot keeps its firmware (a node resumed on its state, or updated over the air):
+    only the config is written."""
+    files = {}  # path in the flash -> bytes
+    has_slot = ("slot" in image.listing()) if image is not None else (Path(node_dir) / "slot").exists()
+    if not has_slot:
+        bundle_dir = Path(bundle_dir)
+        for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file()):
+            rel = path.relative_to(bundle_dir).as_posix()
+            if rel.startswith("app/"):
+                files["a/" + rel[4:]] = path.read_bytes()
+            elif rel == "manifest.json":
+                files["a/manifest.json"] = path.read_bytes()
+            else:
+                files[rel] = path.read_bytes()  # the loader: loader.py, boot.py, main.py
+        files["slot"] = b"a"
+    files["data/config.json"] = config_text.encode()
+    if ca_der:
+        files["data/" + CA_FILE] = ca_der
+    with tempfile.TemporaryDirectory() as stage:
+        root = Path(stage) if image is not None else Path(node_dir)
+        for rel, data in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+        if image is not None:
+            image.push(stage)
 
 
 def available_sensors():
@@ -303,6 +369,7 @@ def run(args, out=sys.stdout):
     options.check(args, node_ids or ["sim-1"],
                   lambda node: node_config(node, check_opts, args.interval, sensors, seed=node_ids.index(node) + 1))
     display = SimDisplay(out)
+    pubkey = ota_pubkey(args.ota_key) if getattr(args, "ota_key", None) else None
     stop = threading.Event()
     running = [False]
 
@@ -344,11 +411,17 @@ def run(args, out=sys.stdout):
                      % (watch, watch))  # fmt: skip
         configs = options.check(args, node_ids,
                                 lambda node: node_config(node, opts, args.interval, sensors, seed=node_ids.index(node) + 1))
+        from streetnode.technician import bundle as bundlemod
+
+        bundle_dir, _ = bundlemod.make("unix", out=state_dir / ".bundle-unix")  # each node's slot a/
         for node_id in node_ids:
             d = state_dir / node_id
             d.mkdir(exist_ok=True)
             n = NodeProcess(node_id, d, args.heap, lib, out)
-            _write_config(d, json.dumps(configs[node_id], indent=1), ca_der, flash_size)
+            cfg = configs[node_id]
+            if pubkey:
+                cfg["ota"] = dict(cfg.get("ota") or {}, pubkeys=[pubkey])
+            _write_config(d, bundle_dir, json.dumps(cfg, indent=1), ca_der, flash_size)
             if flash_size is not None:
                 sizes[node_id] = (d / "flash.img").stat().st_size
             nodes.append(n)
@@ -425,18 +498,16 @@ def run(args, out=sys.stdout):
     return summary
 
 
-def _write_config(d, text, ca_der, flash_size):
-    """What `streetnode deploy` would copy, written as the sim starts: the node's config
-    (with the sim's --fault and --set in it, so they hold for every start of this run; a
-    remote patch_config holds until the sim is started again) and its CA."""
+def _write_config(d, bundle_dir, text, ca_der, flash_size):
+    """What `streetnode deploy` would copy, written as the sim starts: the loader and the
+    firmware in slot a/ (once: a flash that has a slot keeps its firmware, updated over the
+    air or not), the node's config (with the sim's --fault and --set in it, so they hold
+    for every start of this run; a remote patch_config holds until the sim is started
+    again) and its CA (install_slots)."""
     if flash_size is None:
-        (d / "config.json").write_text(text)
-        if ca_der:
-            (d / CA_FILE).write_bytes(ca_der)
+        install_slots(d, bundle_dir, text, ca_der)
         return
     image = FlashImage(d / "flash.img")
     if not image.exists():
         image.format(flash_size)  # a blank board's flash, as the boot scripts format it
-    image.put_text("config.json", text)
-    if ca_der:
-        image.put_bytes(CA_FILE, ca_der)
+    install_slots(d, bundle_dir, text, ca_der, image=image)

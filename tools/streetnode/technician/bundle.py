@@ -4,7 +4,8 @@
 
 A bundle is a directory:
 
-    boot.py, main.py        the board's loaders (copied to the board's root)
+    loader.py, boot.py, main.py   the board's loader (copied to the board's root; loader.py
+                            first, the other two import it; LOADER_VERSION in loader.py)
     app/                    one firmware slot (copied to a/ or b/ on the board):
       node_main.mpy         the node's entry point
       board.json            the board description: target, boards, chip, bus pins
@@ -48,6 +49,15 @@ TARGETS = {
     "unix": {"march": None, "boards": ("unix-sim",), "block": 4096, "require": ("firmware", "hal.sim")},
 }
 PARTS = ("firmware", "drivers", "hal", "deps", "board")
+LOADERS = ("loader.py", "boot.py", "main.py")  # the board root's loader, in the order deploy writes them
+
+
+def loader_version():
+    """LOADER_VERSION of technician/board/loader.py (what a release's manifest "loader" names)."""
+    import re
+
+    m = re.search(r"^LOADER_VERSION = (\d+)$", (BOARD_DIR / "loader.py").read_text(), re.M)
+    return int(m.group(1))
 
 
 def firmware_version():
@@ -143,7 +153,7 @@ def make(target, out=None, lib=None, version=None):
             dest.parent.mkdir(parents=True, exist_ok=True)
             _compile(src, rel, dest, spec["march"], opt)
         _compile(BOARD_DIR / "node_main.py", "node_main.py", app / "node_main.mpy", spec["march"])
-        for name in ("boot.py", "main.py"):  # stay source: the board runs these by name
+        for name in LOADERS:  # stay source: the board runs these by name
             shutil.copyfile(BOARD_DIR / name, stage / name)
         (app / "board.json").write_bytes(_json_bytes(_board_description(target)))
         if version is not None:

@@ -8,31 +8,14 @@
 #   data/              the node's own files (config.json, outbox/, state): never touched by
 #                      a firmware change, only config.json (and a CA file) by deploy
 #   maint              one-shot marker: the next boot stays at the REPL (deploy's maintenance boot)
+#   loader.py          the loader's library: pointer, trial marker, rollback (LOADER_VERSION)
+#   trial              while a version installed over the air is on trial (see loader.py)
 #
 # The pointer switches only after every file of the new slot was copied and verified, so
 # a cut at any moment leaves a pointer to a complete tree: the old one or the new one.
-import sys
+# An update over the air (firmware/ota/) writes the inactive slot the same way and then
+# switches on TRIAL: each boot of the trial is counted here, and after the config's
+# ota.trial_boots boots without confirmation the pointer goes back to the previous slot.
+import loader
 
-
-def _read(name):
-    try:
-        with open(name) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def _active():
-    s = _read("slot")
-    if s in ("a", "b"):
-        return s
-    # FAT refuses to rename onto an existing file, so the pointer is removed first there:
-    # a cut in that window leaves only the complete slot.tmp, which is the new pointer.
-    s = _read("slot.tmp")
-    return s if s in ("a", "b") else None
-
-
-STREETNODE_SLOT = _active()
-if STREETNODE_SLOT:
-    sys.path.insert(0, STREETNODE_SLOT + "/lib")
-    sys.path.insert(0, STREETNODE_SLOT)
+STREETNODE_SLOT = loader.boot()

@@ -69,7 +69,7 @@ for _top in ('a', 'b'):
         _walk(_top, _out, _sizes)
     except OSError:
         pass
-for _f in ['boot.py', 'main.py'] + %r:
+for _f in ['loader.py', 'boot.py', 'main.py'] + %r:
     try:
         _out[_f] = _h(_f)
     except OSError:

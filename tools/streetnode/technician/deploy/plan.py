@@ -4,7 +4,7 @@ and a bundle's manifest. Pure (no board, no I/O beyond the bundle's files)."""
 from pathlib import Path
 
 from streetnode.technician import bundle as bundlemod
-from streetnode.technician.bundle import sha256
+from streetnode.technician.bundle import LOADERS, sha256
 
 SLOTS = ("a", "b")
 POINTER = "slot"  # names the active slot (board/boot.py)
@@ -51,8 +51,8 @@ class Plan:
         else:
             self.remove = []
         # The loaders at the root, and the node's data files.
-        loader_sha = {n: sha256((Path(bundle_dir) / n).read_bytes()) for n in ("boot.py", "main.py")}
-        self.loaders = [n for n in ("boot.py", "main.py") if have.get(n) != loader_sha[n]]
+        loader_sha = {n: sha256((Path(bundle_dir) / n).read_bytes()) for n in LOADERS}
+        self.loaders = [n for n in LOADERS if have.get(n) != loader_sha[n]]
         self.data = [(name, data) for name, data in data_files if have.get(DATA + "/" + name) != sha256(data)]
         self.our_loader_runs = have.get("main.py") == loader_sha["main.py"] and self.active is not None
 
