@@ -65,13 +65,21 @@ class Postgres:
 def pg_sta(tmp_path_factory):
     if _pg_bin() is None:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql); CI installs it")
-    pg = Postgres(tmp_path_factory.mktemp("pg")).start()
+    # Its own directory under /tmp: pytest's are root's alone (0700), which user postgres
+    # could not enter.
+    import tempfile
+    from pathlib import Path
+
+    where = Path(tempfile.mkdtemp(prefix="streetnode-pg-"))
+    os.chmod(where, 0o755)
+    pg = Postgres(where / "pg").start()
     sta = StaServer(tmp_path_factory.mktemp("sta-pg"), database=pg.database(), start_timeout=300)
     try:
         yield sta.start()
     finally:
         sta.close()
         pg.stop()
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def test_every_seq_once_on_postgresql_through_a_restart_of_the_bridge(pg_sta, tmp_path):

@@ -64,8 +64,8 @@ def test_the_first_broker_is_tried_first_and_named_in_the_online_status():
     assert link.connect()
     assert be.tried == [("a.city", 1883)]
     assert link.broker == "a.city:1883" and (link.server, link.port) == ("a.city", 1883)
-    assert json.loads(be.retained["streetnode/n1/status"]) == {"state": "online", "broker": "a.city:1883"}
-    assert json.loads(be.will[1]) == {"state": "offline", "broker": "a.city:1883"}
+    assert json.loads(be.retained["streetnode/n1/status"]) == {"state": "online", "broker": "a.city:1883", "ts": None}
+    assert json.loads(be.will[1]) == {"state": "offline", "broker": "a.city:1883", "ts": None}
 
 
 def test_a_dead_first_broker_costs_one_short_delay_then_the_second_one():

@@ -222,8 +222,11 @@ class NodeProcess:
             self.cause = "soft" if code == EXIT_REBOOT else "hard"
             published = received > self.received_at_start
             self.fails = 0 if published else self.fails + 1
-            if code == EXIT_REBOOT:
+            if code == EXIT_REBOOT and published:
                 lines = ["%s rebooted on request" % self.node_id]
+            elif code == EXIT_REBOOT:  # the board's loader reboots a node that fails to start
+                lines = ["%s died (exit %s: a reboot before its first reading), restarting as a board reboots"
+                         % (self.node_id, code)]
             else:
                 lines = ["%s died (exit %s), restarting as a board reboots" % (self.node_id, code)]
             if self.fails >= CRASH_LIMIT:
@@ -232,7 +235,7 @@ class NodeProcess:
                          "its last lines (%s):" % (self.node_id, self.fails, self.dir / "node.log")]
                 return lines + ["  | " + t for t in self.log_tail()]
             self.restart_at = now
-            if self.fails == 1 and code != EXIT_REBOOT:  # died before its first reading: say why, once
+            if self.fails == 1:  # died before its first reading: say why, once
                 lines[0] += "; it published nothing, its last lines:"
                 lines += ["  | " + t for t in self.log_tail()]
             return lines
