@@ -34,7 +34,11 @@ def test_sim_runs_a_fleet_restarts_a_killed_node_and_loses_nothing(tmp_path):
         text=True,
     )
     try:
-        time.sleep(6)
+        # The nodes start once their flash is laid out (the loader and slot a/): then a few seconds on.
+        deadline = time.monotonic() + 90
+        while not (state / "sim-2" / "node.log").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(4)
         # Power cut on sim-2: SIGKILL its interpreter, as a board loses power.
         killed = subprocess.run(["pkill", "-9", "-f", "firmware.main_unix %s" % (state / "sim-2")])
         assert killed.returncode == 0, "no sim-2 process to kill"
@@ -60,8 +64,8 @@ def test_sim_runs_a_fleet_restarts_a_killed_node_and_loses_nothing(tmp_path):
     if tls:  # each node carries the run's CA in DER, as a provisioned node its ca.der
         ca_der = (state / "broker-tls" / "ca.der").read_bytes()
         assert "its CA in %s" % (state / "broker-tls" / "ca.pem") in out, out
-        assert image.get_bytes("ca.der") == ca_der
-        assert '"tls": true' in image.get_bytes("config.json").decode()
+        assert image.get_bytes("data/ca.der") == ca_der
+        assert '"tls": true' in image.get_bytes("data/config.json").decode()
 
 
 def test_sim_tls_alone_is_the_embedded_broker_and_refuses_a_ca_without_broker(tmp_path):
