@@ -165,7 +165,7 @@ def test_blank_board_deploy_publishes_then_second_deploy_copies_nothing(mosquitt
             assert (flash / "slot").read_text() == "a"
             assert _slot_matches(flash, "a", v1)
             assert (flash / "data" / "config.json").read_bytes() == config.read_bytes()
-            for name in ("boot.py", "main.py"):
+            for name in ("loader.py", "boot.py", "main.py"):
                 assert (flash / name).read_bytes() == (v1 / name).read_bytes()
             assert not (flash / "maint").exists()
 
@@ -349,7 +349,7 @@ def test_plan_copies_only_what_changed_and_checks_flash(v1, v2):
     m1, m2 = bundle.load(v1), bundle.load(v2)
     running = {"a/" + f["path"][4:]: f["sha256"] for f in _app_files(v1)}
     running["a/manifest.json"] = hashlib.sha256((v1 / "manifest.json").read_bytes()).hexdigest()
-    for name in ("boot.py", "main.py"):
+    for name in ("loader.py", "boot.py", "main.py"):
         running[name] = hashlib.sha256((v1 / name).read_bytes()).hexdigest()
     same = deploy.Plan(_survey("a", running), m1, v1, [])
     assert same.nothing_to_do and same.copy == [] and same.local == []
