@@ -145,7 +145,7 @@ def test_a_sim_fleet_moves_to_the_second_mosquitto_and_loses_nothing(mosquitto, 
             second_seen.close()
         assert sim.returncode == 0, out[-3000:]
     for n in nodes:
-        last, waiting = _outbox(FlashImage(state / n / "flash.img").pull(tmp_path / (n + "-flash")))
+        last, waiting = _outbox(FlashImage(state / n / "flash.img").pull(tmp_path / (n + "-flash")) / "data")  # the board layout
         received = first_seen.seqs(n) + second_seen.seqs(n)
         assert last >= 15
         assert _lost(last, waiting, received) == [], (n, last, sorted(waiting))

@@ -154,10 +154,13 @@ def _controlling_terminal():
 
 
 class VirtualBoard:
-    def __init__(self, flash, heap="512k", env=None, flash_size=ESP32_VFS_BYTES):
+    def __init__(self, flash, heap="1m", env=None, flash_size=ESP32_VFS_BYTES):
         """flash: the board's directory. flash_size: its flash, LittleFS v2 of that many
         bytes in flash/flash.img (made and formatted when missing; default the ESP32-DevKitC's
         VFS partition); None: the directory itself is the flash (host-directory mode)."""
+        # heap: 1 MiB of the 64-bit unix port, where a node interrupted into the REPL (all it
+        # loaded still there) and deploy's steps share it; a board has its own figures
+        # (docs/benchmarks.md, heap on a small board).
         self.flash = Path(flash)
         self.flash.mkdir(parents=True, exist_ok=True)
         self.image = None
