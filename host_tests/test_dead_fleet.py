@@ -11,8 +11,14 @@ import paho.mqtt.client as paho
 from streetnode import cli
 from streetnode.field import report
 
-NOW = time.time()
-DEAD = {"old-1": NOW - 3600, "old-2": NOW - 45 * 60, "old-3": NOW - 2 * 86400}
+AGES = {"old-1": 3600, "old-2": 45 * 60, "old-3": 2 * 86400}  # seconds since each was last heard
+
+
+def _dead():
+    """The nodes' last timestamps, from now (not from when this module was imported: the
+    whole suite runs for minutes before these tests do)."""
+    now = time.time()
+    return {node: now - age for node, age in AGES.items()}
 
 
 def _retain(broker, statuses):
@@ -27,7 +33,7 @@ def _retain(broker, statuses):
 
 
 def test_monitor_once_alerts_on_a_dead_fleet(mosquitto, capsys):
-    _retain(mosquitto, DEAD)
+    _retain(mosquitto, _dead())
     code = cli.main(["monitor", "--broker", "%s:%d" % (mosquitto.host, mosquitto.port), "--once", "--settle", "1"])
     out = capsys.readouterr().out
     assert code == 1, out
@@ -39,7 +45,7 @@ def test_monitor_once_alerts_on_a_dead_fleet(mosquitto, capsys):
 
 
 def test_check_reports_how_long_ago_a_dead_node_was_heard(mosquitto, capsys):
-    _retain(mosquitto, {"old-1": DEAD["old-1"]})
+    _retain(mosquitto, {"old-1": _dead()["old-1"]})
     code = cli.main(["check", "old-1", "--broker", "%s:%d" % (mosquitto.host, mosquitto.port), "--timeout", "2", "--quiet"])
     out = capsys.readouterr().out
     assert code == 3, out
@@ -47,7 +53,8 @@ def test_check_reports_how_long_ago_a_dead_node_was_heard(mosquitto, capsys):
 
 
 def test_report_replays_retained_statuses_by_their_timestamps(mosquitto, tmp_path, capsys):
-    _retain(mosquitto, DEAD)
+    dead = _dead()
+    _retain(mosquitto, dead)
     cap = tmp_path / "cap.jsonl"
     code = cli.main(["monitor", "--broker", "%s:%d" % (mosquitto.host, mosquitto.port), "--once", "--settle", "1",
                      "--capture", str(cap)])
@@ -55,6 +62,6 @@ def test_report_replays_retained_statuses_by_their_timestamps(mosquitto, tmp_pat
     rec = [json.loads(line) for line in cap.read_text().splitlines() if '"topic"' in line]
     assert rec and all(r.get("retained") for r in rec)
     summary = report.summarise(report.load(str(cap)))
-    assert abs(summary["nodes"]["old-1"]["last_seen"] - int(DEAD["old-1"])) < 2
+    assert abs(summary["nodes"]["old-1"]["last_seen"] - int(dead["old-1"])) < 2
     assert summary["nodes"]["old-1"]["state"] == "offline"
     assert "offline" in summary["nodes"]["old-1"]["alerts"]
