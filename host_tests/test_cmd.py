@@ -88,7 +88,7 @@ def test_logs_over_the_cable_follows_the_console(tmp_path, capsys):
     flash = tmp_path / "flash"
     flash.mkdir()
     (flash / "main.py").write_text("import time\nfor i in range(100000):\n    print('tick', i)\n    time.sleep(0.05)\n")
-    with VirtualBoard(flash) as board:
+    with VirtualBoard(flash, flash_size=None) as board:  # main.py put in the host directory
         board.wait_console("tick 3")
         code, out, err = _cli(["logs", "--port", board.port, "--duration", "1.5"], capsys)
         assert board.running()  # following the console does not stop what runs

@@ -56,6 +56,9 @@ def test_a_wifi_outage_and_a_refusing_ap_lose_no_reading(mosquitto, collector, r
     # The backlog of the outage drains; no seq is missing.
     collector.wait(lambda: any(h["outbox"] == 0 for h in collector.health["n1"] if h["wlan"]["drops"] == 1), 90,
                    "the backlog drained")  # fmt: skip
+    # NTP answers again after its 2 s of silence; the node's retry comes after a jittered
+    # backoff (and again after the reconnect): wait for the first synced reading.
+    collector.wait(lambda: any(p["synced"] for p in collector.data["n1"]), 120, "a reading with the NTP time")
     node.stop()
     seqs = collector.seqs("n1")
     assert missing(seqs) == [] and min(seqs) == 1
