@@ -19,8 +19,11 @@ def test_a_short_run_in_a_board_sized_heap_publishes_every_cycle_without_growth(
     # about 1.8 KiB live (87.0 -> 88.8 KiB, `python -m streetnode.bench.heap --cycles 100
     # --heap 102k`): 100 KiB no longer boots. With the
     # failover and the log ring merged too (main, 2026-12-02) 104 KiB and the .mpy run's 160 KiB
-    # default fail at boot too: 112 and 176 KiB (see the report of branch wifi).
-    res = bench_heap.run(cycles=200, heap="112k", mpy_heap="176k")
+    # default fail at boot too: 112 and 176 KiB (see the report of branch wifi). With the OTA
+    # receiver as well, `python -m streetnode.bench.heap --smallest --cycles 200` gives
+    # ROMFS 116 KiB (not 112) and .mpy 180 KiB (not 176): the regression issue 12 tracks;
+    # 124 and 188 KiB leave two probe steps of margin.
+    res = bench_heap.run(cycles=200, heap="124k", mpy_heap="188k")
     for key in ("rom", "mpy"):
         r = res[key]
         assert "error" not in r, (key, r)
