@@ -53,7 +53,9 @@ def test_node_publishes_status_data_and_health(persistent_mosquitto, collector, 
     first = collector.data["n1"][0]
     assert first["seq"] == 1
     assert set(first) >= {"seq", "ts", "sensors"}
-    assert isinstance(first["ts"], int) and first["synced"] is True
+    # ts is the node's clock once synced (the host's clock on the unix port); a first reading
+    # taken before that says so (ts null, synced false: seen once in CI under load)
+    assert (isinstance(first["ts"], int) and first["synced"] is True) or (first["ts"] is None and first["synced"] is False), first
     air = first["sensors"]["air"]
     assert set(air) == {"temperature", "humidity", "pressure"}
     assert all(isinstance(v, float) for v in air.values())
