@@ -216,19 +216,10 @@ def main(args):
     return 0
 
 
-def cli(argv=None):
-    """`python -m streetnode.bench.bme280` (as `streetnode bench`), for `--update DOC`."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m streetnode.bench.bme280")
-    p.add_argument("--readings", type=int, default=200, help="readings per driver (default 200)")
-    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    return main(p.parse_args(argv))
-
 
 if __name__ == "__main__":
     import sys
 
     from streetnode.bench import docs
 
-    sys.exit(docs.run("python -m streetnode.bench.bme280", cli))
+    sys.exit(docs.run("python -m streetnode.bench.bme280", docs.readings_cli("python -m streetnode.bench.bme280", main, 200)))

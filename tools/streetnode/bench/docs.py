@@ -141,3 +141,17 @@ def _help(main, argv):
     print("  --update DOC          write the output into DOC, in the block that names this command")
     print("                        (<!-- bench: COMMAND --> ... <!-- /bench -->), with date and machine")
     return rc
+
+
+def readings_cli(prog, main, default):
+    """main(argv) for a driver benchmark whose main takes parsed --readings/--markdown
+    (bench.bme280, bench.sensors: what `streetnode bench[-sensors]` parse), for run()."""
+    import argparse
+
+    def cli(argv):
+        p = argparse.ArgumentParser(prog=prog)
+        p.add_argument("--readings", type=int, default=default, help="readings per driver (default %d)" % default)
+        p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+        return main(p.parse_args(argv))
+
+    return cli

@@ -454,19 +454,10 @@ def main(args):
     return 0
 
 
-def cli(argv=None):
-    """`python -m streetnode.bench.sensors` (as `streetnode bench-sensors`), for `--update DOC`."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m streetnode.bench.sensors")
-    p.add_argument("--readings", type=int, default=50, help="readings per driver (default 50)")
-    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    return main(p.parse_args(argv))
-
 
 if __name__ == "__main__":
     import sys
 
     from streetnode.bench import docs
 
-    sys.exit(docs.run("python -m streetnode.bench.sensors", cli))
+    sys.exit(docs.run("python -m streetnode.bench.sensors", docs.readings_cli("python -m streetnode.bench.sensors", main, 50)))
