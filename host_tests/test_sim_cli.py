@@ -21,6 +21,28 @@ def _streetnode():
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "streetnode.cli"]
 
 
+SUMMARY = re.compile(r"received (\d+) readings from (\d+) node\(s\), (\d+) missing, (\d+) still queued in outboxes "
+                     r"\((\d+) committed\)$", re.M)  # fmt: skip
+
+
+def _wait(cond, timeout, what, proc=None):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        assert proc is None or proc.poll() is None, "the sim ended before " + what
+        time.sleep(0.2)
+
+
+def _outbox_now(state, node):
+    """(last seq, seqs waiting) of a running node's outbox, or None when caught mid-write."""
+    from streetnode.sim.fleet import node_outbox
+
+    try:
+        return node_outbox(state / node)
+    except Exception:  # noqa: BLE001 - a copy taken between two writes: look again
+        return None
+
+
 @pytest.mark.usefixtures("mpy_tree")
 def test_sim_runs_a_fleet_restarts_a_killed_node_and_loses_nothing(tmp_path):
     # Over TLS where mosquitto is installed (CI installs it): the embedded broker on a TLS-only
@@ -30,8 +52,7 @@ def test_sim_runs_a_fleet_restarts_a_killed_node_and_loses_nothing(tmp_path):
     tls = ["--tls"] if find_mosquitto() else []
     state = tmp_path / "fleet"
     proc = subprocess.Popen(
-        _streetnode() + ["sim", "--nodes", "2", "--interval", "0.5", "--duration", "14", "--state-dir", str(state)]
-        + tls,
+        _streetnode() + ["sim", "--nodes", "2", "--interval", "0.5", "--state-dir", str(state)] + tls,
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -57,15 +78,32 @@ def test_sim_runs_a_fleet_restarts_a_killed_node_and_loses_nothing(tmp_path):
         # Power cut on sim-2: SIGKILL its interpreter, as a board loses power.
         killed = subprocess.run(["pkill", "-9", "-f", "firmware.main_unix %s" % (state / "sim-2")])
         assert killed.returncode == 0, "no sim-2 process to kill"
-        out, _ = proc.communicate(timeout=60)
+        # Until sim-2 is back (its second boot) and each node committed 10 readings, then stopped
+        # as a user stops it (SIGTERM), however slow the machine.
+        def both_going():
+            try:
+                booted = b'"boot_count": 2' in FlashImage(state / "sim-2" / "flash.img").get_bytes("data/state.json")
+            except Exception:  # noqa: BLE001 - caught between two writes: look again
+                return False
+            return booted and all((_outbox_now(state, n) or (0,))[0] >= 10 for n in ("sim-1", "sim-2"))
+
+        _wait(both_going, 180, "sim-2 back and 10 readings from each node", proc)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == 0, out
     assert re.search(r"embedded broker \((mosquitto|amqtt)%s\) on 127\.0\.0\.1:\d+" % (", TLS" if tls else ""), out), out
     assert "sim-2 died (exit -9), restarting as a board reboots" in out, out
-    m = re.search(r"received (\d+) readings from 2 node\(s\), (\d+) missing", out)
+    m = SUMMARY.search(out)
     assert m, out
-    assert int(m.group(1)) >= 20 and m.group(2) == "0", out
+    received, nodes, missing, queued, committed = map(int, m.groups())
+    assert nodes == 2 and committed >= 20 and missing == 0, out
+    # counted against what the nodes committed on their flash: what did not arrive is still queued
+    from streetnode.sim.fleet import node_outbox
+
+    assert committed == sum(node_outbox(state / n)[0] for n in ("sim-1", "sim-2")), out
+    assert received + queued == committed, out
     assert "sim-1    " in out and "online" in out
     # The restarted node resumed its seq on the same flash (boot 2).
     # It runs on LittleFS of the ESP32-DevKitC's size by default.
@@ -240,3 +278,88 @@ def test_sim_table_redraws_in_place_on_a_terminal_cut_to_its_height(monkeypatch)
     plain = io.StringIO()
     SimDisplay(plain).table(table_lines)
     assert "\x1b" not in plain.getvalue() and "sim-30" in plain.getvalue()
+
+
+@pytest.mark.usefixtures("mpy_tree")
+def test_sim_counts_against_each_nodes_flash_what_is_lost_and_what_is_still_queued(tmp_path):
+    """The summary counts against what each node committed on its flash, not between the
+    seqs that arrived: sim-1's radio goes down for good 8 s after boot, with an outbox of
+    5 records, so what it commits from then on stays on its flash (the newest 5 to 9 of
+    them, the older ones dropped: lost) and nothing of it arrives. A second run on the same
+    flash, with its radio up, publishes what was queued."""
+    from streetnode.common import mqtt
+    from streetnode.common.broker import Broker
+    from streetnode.sim.fleet import node_outbox
+
+    seen, offline, lock = {}, set(), threading.Lock()
+
+    def on_message(client, userdata, msg):
+        node = msg.topic.split("/")[1]
+        body = json.loads(msg.payload)
+        with lock:
+            if msg.topic.endswith("/data"):
+                seen.setdefault(node, set()).add(body["seq"])
+            elif msg.topic.endswith("/status") and body.get("state") == "offline":
+                offline.add(node)
+
+    def seqs(node):
+        with lock:
+            return set(seen.get(node, ()))
+
+    state = tmp_path / "fleet"
+    radio = {"wifi": {"ssid": "city-iot", "password": "secret-123"}, "outbox": {"max_records": 5},
+             "sim": {"faults": [{"kind": "wlan_down", "at_s": 8}]}}  # fmt: skip
+    with Broker() as broker:
+        sub = mqtt.connect(mqtt.BrokerOptions(broker.host, broker.port), "test-sim-count", on_message=on_message,
+                           subscribe=["streetnode/+/data", "streetnode/+/status"])  # fmt: skip
+        try:
+            base = ["sim", "--nodes", "2", "--interval", "0.5", "--broker", "%s:%d" % (broker.host, broker.port),
+                    "--state-dir", str(state)]  # fmt: skip
+            proc = subprocess.Popen(_streetnode() + base + ["--set", "sim-1:" + json.dumps(radio)], cwd=REPO,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+            try:
+                # Until sim-1's radio is down (the broker gave its last will) and it has committed
+                # more than its outbox holds since its last reading arrived, however slow the machine.
+                def piled_up():
+                    box = "sim-1" in offline and seqs("sim-1") and _outbox_now(state, "sim-1")
+                    return bool(box) and box[0] >= max(seqs("sim-1")) + 12 and len(seqs("sim-2")) >= 3
+
+                _wait(piled_up, 180, "sim-1 to commit 12 readings offline", proc)
+                proc.send_signal(signal.SIGTERM)
+                out, _ = proc.communicate(timeout=120)
+            finally:
+                proc.kill()
+            assert proc.returncode == 0, out
+            boxes = {n: node_outbox(state / n) for n in ("sim-1", "sim-2")}  # the flash, read once the nodes stopped
+            m = SUMMARY.search(out)
+            assert m, out
+            received, nodes, missing, queued, committed = map(int, m.groups())
+            # this subscriber sees what the sim's own view saw (both subscribed before the nodes started)
+            _wait(lambda: len(seqs("sim-1")) + len(seqs("sim-2")) >= received, 30, "the readings the sim received")
+            (last1, waiting1), (last2, waiting2) = boxes["sim-1"], boxes["sim-2"]
+            assert nodes == 2 and committed == last1 + last2, (out, boxes)
+            assert received == len(seqs("sim-1")) + len(seqs("sim-2")), out
+            assert queued == len(waiting1 - seqs("sim-1")) + len(waiting2 - seqs("sim-2")), (out, boxes)
+            assert missing == len(set(range(1, last1 + 1)) - waiting1 - seqs("sim-1")) \
+                + len(set(range(1, last2 + 1)) - waiting2 - seqs("sim-2")), (out, boxes)  # fmt: skip
+            assert 5 <= len(waiting1 - seqs("sim-1")) <= queued, (out, boxes)  # sim-1's outbox: its newest records
+            assert missing >= 3, out  # the older ones sim-1 dropped to keep the newest 5
+            # The queued ones are real: a second run on the same flash, radio up, publishes them.
+            queued1 = waiting1 - seqs("sim-1")
+            proc = subprocess.Popen(_streetnode() + base, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)  # fmt: skip
+            try:
+                _wait(lambda: queued1 <= seqs("sim-1"), 180, "sim-1's queued readings", proc)
+                proc.send_signal(signal.SIGTERM)
+                out2, _ = proc.communicate(timeout=120)
+            finally:
+                proc.kill()
+        finally:
+            mqtt.close(sub)
+    m = SUMMARY.search(out2)
+    assert proc.returncode == 0 and m, out2
+    assert int(m.group(3)) == 0, out2  # what this run committed and found waiting, all arrived or still queued
+    last1b, _ = node_outbox(state / "sim-1")
+    last2b, _ = node_outbox(state / "sim-2")
+    # this run's seqs and the ones it found waiting (sim-1's 5 or more, sim-2's few)
+    assert int(m.group(5)) == (last1b - last1) + (last2b - last2) + len(waiting1) + len(waiting2), (out2, boxes)

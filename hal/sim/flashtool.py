@@ -4,7 +4,7 @@
 #   micropython -m hal.sim.flashtool IMAGE format SIZE
 #   micropython -m hal.sim.flashtool IMAGE put HOST_FILE NAME      (NAME inside the flash)
 #   micropython -m hal.sim.flashtool IMAGE get NAME HOST_FILE
-#   micropython -m hal.sim.flashtool IMAGE pull HOST_DIR              (every file, copied out)
+#   micropython -m hal.sim.flashtool IMAGE pull HOST_DIR [FOLDER]     (every file, or FOLDER's, copied out)
 #   micropython -m hal.sim.flashtool IMAGE push HOST_DIR              (a host tree, copied in)
 #   micropython -m hal.sim.flashtool IMAGE rm NAME
 #   micropython -m hal.sim.flashtool IMAGE ls                      (JSON: path -> size)
@@ -90,10 +90,13 @@ def main(argv):
             print("no such file on the flash: %s" % args[0])
             return 2
         _copy(_MOUNT + "/" + args[0], args[1])
-    elif cmd == "pull":  # every file, into the host directory args[0]
+    elif cmd == "pull":  # every file (or those under the folder args[1]), into the host directory args[0]
         out = {}
         _walk(_MOUNT, out)
+        under = args[1].strip("/") + "/" if len(args) > 1 else ""
         for name in out:
+            if not name.startswith(under):
+                continue
             _makedirs(args[0] + "/" + name)
             _copy(_MOUNT + "/" + name, args[0] + "/" + name)
     elif cmd == "push":  # every file of the host directory args[0], into the flash root

@@ -97,10 +97,11 @@ class FlashImage:
     def df(self):
         return json.loads(self._tool("df").stdout.strip().splitlines()[-1])
 
-    def pull(self, directory):
-        """Copy every file of the flash into a host directory (to inspect it on CPython)."""
+    def pull(self, directory, folder=None):
+        """Copy every file of the flash (or of its `folder`, e.g. "data/outbox") into a host
+        directory, at the same paths (to inspect it on CPython)."""
         Path(directory).mkdir(parents=True, exist_ok=True)
-        self._tool("pull", directory)
+        self._tool("pull", directory, *([folder] if folder else []))
         return Path(directory)
 
 

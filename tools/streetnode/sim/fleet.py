@@ -159,6 +159,28 @@ def available_sensors():
     return out
 
 
+OUTBOX_DIR = "data/outbox"  # a node's outbox on its flash (the board's layout: data/ beside the slots)
+
+
+def node_outbox(node_dir, image=True):
+    """(the highest seq the node ever committed, the set of seqs still waiting in its outbox)
+    from its flash, read on CPython with the firmware's own Outbox (a copy of the folder for
+    a LittleFS image; never while the node runs); (0, set()) for a flash with no outbox yet.
+    An outbox that cannot be read raises (OSError, ValueError, FlashError)."""
+    from firmware.outbox import Outbox
+
+    node_dir = Path(node_dir)
+    if not image:
+        folder = node_dir / OUTBOX_DIR
+        if not (folder / "state").exists() and not any(folder.glob("*.seg")):
+            return 0, set()
+        box = Outbox(str(folder))
+        return box.last_seq, {seq for seq, _ in box.records()}
+    with tempfile.TemporaryDirectory(dir=str(node_dir)) as d:
+        FlashImage(node_dir / "flash.img").pull(d, OUTBOX_DIR)
+        return node_outbox(d, image=False)
+
+
 CRASH_LIMIT = 5  # deaths in a row without a reading published: the node is given up
 LOG_TAIL = 8  # lines of a node's log printed when it dies at boot
 
@@ -315,22 +337,46 @@ class LiveView:
             n = self.fleet.nodes.get(node)
             return len(n.all_seqs()) if n is not None else 0
 
-    def summary(self, ours=None):
-        """Per node: readings received, first/last seq, missing, duplicates; only the nodes
-        `ours` names when given (with --broker the broker may carry other nodes too)."""
+    def seqs(self, node):
+        with self.lock:
+            n = self.fleet.nodes.get(node)
+            return set(n.all_seqs()) if n is not None else set()
+
+    def summary(self, ours=None, outboxes=None):
+        """Per node: readings received, first/last seq, duplicates, and against what the node
+        committed on its flash: `outboxes` maps a node to (seqs this run was to deliver: those
+        committed during the run and those waiting at its start, the seqs still waiting in
+        its outbox at the end), or to None when its flash could not be read. Then `committed`
+        is how many seqs the run had to deliver, `queued` how many of them never arrived but
+        are still in the outbox (a later start sends them), `missing` how many never arrived
+        and are gone (lost). Without a node's outbox, `missing` counts the holes between
+        received seqs only and `committed`/`queued` are None. Only the nodes `ours` names
+        when given (with --broker the broker may carry other nodes too); a node of which
+        nothing arrived is there when it committed readings in this run."""
+        outboxes = outboxes or {}
         with self.lock:
             out = {}
-            for node, n in self.fleet.nodes.items():
+            names = set(self.fleet.nodes) | {k for k, v in outboxes.items() if v is not None and v[0]}
+            for node in sorted(names):
                 if ours is not None and node not in ours:
                     continue
-                seqs = n.all_seqs()
-                out[node] = {
+                n = self.fleet.nodes.get(node)
+                seqs = set(n.all_seqs()) if n is not None else set()
+                s = out[node] = {
                     "received": len(seqs),
                     "first": min(seqs) if seqs else None,
                     "last": max(seqs) if seqs else None,
-                    "missing": len(n.missing()),
-                    "duplicates": n.duplicates,
+                    "duplicates": n.duplicates if n is not None else 0,
+                    "committed": None,
+                    "queued": None,
+                    "missing": len(n.missing()) if n is not None else 0,
                 }
+                box = outboxes.get(node)
+                if box is not None:
+                    expected, waiting = box
+                    s["committed"] = len(expected)
+                    s["queued"] = len((expected & waiting) - seqs)
+                    s["missing"] = len(expected - waiting - seqs)
             return out
 
     def close(self):
@@ -388,6 +434,7 @@ def run(args, out=sys.stdout):
     nodes = []
     sizes = {}
     summary = {}
+    at_start = {}  # node -> (last seq, seqs waiting) on its flash before this run, or None
     try:
         from streetnode.common.build import compile_tree
 
@@ -420,6 +467,10 @@ def run(args, out=sys.stdout):
         for node_id in node_ids:
             d = state_dir / node_id
             d.mkdir(exist_ok=True)
+            if (d / "flash.img").exists() or (d / OUTBOX_DIR).exists():  # resumed: what it committed before
+                at_start[node_id] = _outbox_or_none(d, (d / "flash.img").exists(), display.note)
+            else:
+                at_start[node_id] = (0, set())
             n = NodeProcess(node_id, d, args.heap, lib, out)
             cfg = configs[node_id]
             if pubkey:
@@ -468,8 +519,21 @@ def run(args, out=sys.stdout):
         for n in nodes:
             n.stop()
         display.close()
+        outboxes = {}  # node -> (seqs this run was to deliver, seqs still waiting), or None
         if view is not None:
-            time.sleep(0.5)
+            for n in nodes:
+                start = at_start.get(n.node_id)
+                end = _outbox_or_none(n.dir, (n.dir / "flash.img").exists(), lambda line: print(line, file=out, flush=True))
+                if start is not None and end is not None:  # this run's seqs, and those it found waiting
+                    outboxes[n.node_id] = (set(range(start[0] + 1, end[0] + 1)) | start[1], end[1])
+                else:
+                    outboxes[n.node_id] = None
+            # What left an outbox was acknowledged by the broker: wait for the view to have it
+            # (bounded: what a full outbox dropped never comes).
+            gone = {k: v[0] - v[1] for k, v in outboxes.items() if v is not None}
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline and any(not gone[k] <= view.seqs(k) for k in gone):
+                time.sleep(0.1)
             print(time.strftime("\n%H:%M:%S final"), file=out, flush=True)
             for line in view.table_lines():
                 print(line, file=out, flush=True)
@@ -482,7 +546,7 @@ def run(args, out=sys.stdout):
                 except Exception as e:  # noqa: BLE001 - a report line, never a reason to fail the run
                     print("%s flash: %s" % (n.node_id, e), file=out, flush=True)
         if view is not None:
-            summary = view.summary(set(node_ids))
+            summary = view.summary(set(node_ids), outboxes)
             view.close()
         if broker is not None:
             broker.close()
@@ -490,15 +554,37 @@ def run(args, out=sys.stdout):
         signal.signal(signal.SIGTERM, old[1])
         if temp_state and not args.keep_state:
             shutil.rmtree(temp_state, ignore_errors=True)
-    lost = sum(s["missing"] for s in summary.values())
-    print("received %d readings from %d node(s), %d missing" % (
-        sum(s["received"] for s in summary.values()), len(summary), lost), file=out, flush=True)  # fmt: skip
+    print(summary_line(summary), file=out, flush=True)
     dead = [n.node_id for n in nodes if n.given_up]
     if dead:
         from streetnode.common.errors import Failure
 
         raise Failure("%s died at every start (see the lines above)" % ", ".join(dead))
     return summary
+
+
+def summary_line(summary):
+    """'received 40 readings from 2 node(s), 0 missing, 2 still queued in outboxes (42 committed)':
+    missing and queued against what the nodes committed on their flash (LiveView.summary)."""
+    line = "received %d readings from %d node(s), %d missing" % (
+        sum(s["received"] for s in summary.values()), len(summary), sum(s["missing"] for s in summary.values()))
+    known = [s for s in summary.values() if s["committed"] is not None]
+    if known:
+        line += ", %d still queued in outboxes (%d committed)" % (sum(s["queued"] for s in known),
+                                                                  sum(s["committed"] for s in known))  # fmt: skip
+    unknown = sorted(k for k, s in summary.items() if s["committed"] is None)
+    if unknown:
+        line += "; %s: flash not read, missing counts the holes between received seqs only" % ", ".join(unknown)
+    return line
+
+
+def _outbox_or_none(d, image, say):
+    """node_outbox(), or None after saying why (a report, never a reason to fail the run)."""
+    try:
+        return node_outbox(d, image)
+    except Exception as e:  # noqa: BLE001 - a damaged outbox is the node's to repair, not the sim's
+        say("%s: its outbox could not be read (%s)" % (Path(d).name, e))
+        return None
 
 
 def _write_config(d, bundle_dir, text, ca_der, flash_size):
