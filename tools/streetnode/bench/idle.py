@@ -10,7 +10,8 @@ in which nothing is due but keepalive pings:
 - then the time from a command sent to its result arriving, for commands sent to an idle
   node (median and worst of --commands).
 
-    python -m streetnode.bench.idle [--nodes 1] [--duration 30] [--interval 3600] [--strace]
+    python -m streetnode.bench.idle [--nodes 1] [--duration 30] [--interval 3600] [--strace] [--markdown]
+    python -m streetnode.bench.idle --nodes 20 --duration 30 --markdown --update docs/benchmarks.md
 
 Linux only (/proc). The interval defaults to an hour so that the window holds no sampling
 cycle: what is measured is the cost of waiting.
@@ -148,11 +149,12 @@ def run(nodes=1, duration=30.0, interval=3600, use_strace=False, commands=10, he
         with Broker() as broker:
             res["broker"] = broker.kind
             watch = _Watcher(broker)
+            opts = common_mqtt.BrokerOptions(broker.host, broker.port)
             sensors = available_sensors()
             for i in range(1, nodes + 1):
                 d = work / ("sim-%d" % i)
                 d.mkdir()
-                cfg = node_config("sim-%d" % i, broker.host, broker.port, interval, sensors, seed=i)
+                cfg = node_config("sim-%d" % i, opts, interval, sensors, seed=i)
                 (d / "config.json").write_text(json.dumps(cfg))
                 p = NodeProcess("sim-%d" % i, d, heap, lib, None)
                 p.start()
@@ -182,6 +184,7 @@ def run(nodes=1, duration=30.0, interval=3600, use_strace=False, commands=10, he
             vol = sum(a[1] - b[1] for a, b in zip(after, before))
             invol = sum(a[2] - b[2] for a, b in zip(after, before))
             res["cpu_s_per_node_hour"] = round(cpu / nodes / dt * 3600, 2)
+            res["cpu_resolution_s_per_node_hour"] = round(1.0 / _TICKS / nodes / dt * 3600, 2)  # one clock tick
             res["cpu_percent_of_a_core_all_nodes"] = round(cpu / dt * 100, 2)
             res["wakeups_per_node_s"] = round(vol / nodes / dt, 2)
             res["preempted_per_node_s"] = round(invol / nodes / dt, 2)
@@ -205,6 +208,38 @@ def run(nodes=1, duration=30.0, interval=3600, use_strace=False, commands=10, he
     return res
 
 
+def markdown(res):
+    """The result as the Markdown table docs/benchmarks.md carries (one column per run)."""
+    n = res["nodes"]
+    rows = [
+        ("CPU seconds per node-hour (one clock tick in the window: %s)" % res["cpu_resolution_s_per_node_hour"],
+         "%s" % res["cpu_s_per_node_hour"]),
+        ("CPU of one core, all %d node(s) together" % n, "%s %%" % res["cpu_percent_of_a_core_all_nodes"]),
+        ("wake-ups per node per second (voluntary context switches)", "%s" % res["wakeups_per_node_s"]),
+        ("preemptions per node per second (involuntary)", "%s" % res["preempted_per_node_s"]),
+        ("readings published in the window", "%s" % res["readings_in_window"]),
+    ]
+    if "strace_node1" in res:
+        st = res["strace_node1"]
+        top = ", ".join("%s %d" % kv for kv in st["top"].items())
+        rows.append(("system calls per second, node 1 (`strace -c -f`)", "%s (%s)" % (st["syscalls_per_s"], top or "none")))
+    if "cmd_answered" in res:
+        rtt = ("%s ms (%s ms)" % (res["cmd_rtt_ms_median"], res["cmd_rtt_ms_max"])) if "cmd_rtt_ms_median" in res else "-"
+        rows.append(("command to its result, median (max); %s answered" % res["cmd_answered"], rtt))
+    rows.append(("load average before, after", "%.1f, %.1f" % (res["load_before"], res["load_after"])))
+    head = "%d idle sim node(s), interval %g s, watched %g s, broker %s" % (n, res["interval_s"], res["window_s"],
+                                                                        res["broker"])  # fmt: skip
+    lines = ["| %s | |" % head, "| --- | ---: |"] + ["| %s | %s |" % r for r in rows]
+    lines.append("")
+    lines.append("- CPU and wake-ups: user + system time and voluntary context switches of the node processes "
+                 "(/proc) in the window, after every node published its first reading; each node's flash a host "
+                 "directory")  # fmt: skip
+    if "strace_node1" in res:
+        lines.append("- with strace attached to node 1 for the whole window: its stops at each system call "
+                     "count as wake-ups (about two per call), so run without --strace for the bare figure")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="streetnode-bench-idle", description=__doc__.split("\n\n")[0])
     p.add_argument("--nodes", type=int, default=1, help="idle sim nodes (default 1)")
@@ -213,13 +248,14 @@ def main(argv=None):
     p.add_argument("--strace", action="store_true", help="also count node 1's system calls with strace -c -f")
     p.add_argument("--commands", type=int, default=10, help="commands sent to node 1 afterwards (default 10)")
     p.add_argument("--heap", default="512k", help="MicroPython heap per node (default 512k, as the sim)")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table instead of JSON")
     args = p.parse_args(argv)
     try:
         res = run(args.nodes, args.duration, args.interval, args.strace, args.commands, args.heap)
     except (RuntimeError, ValueError) as e:
         print("bench idle: %s" % e, file=sys.stderr)
         return 2
-    print(json.dumps(res, indent=1))
+    print(markdown(res) if args.markdown else json.dumps(res, indent=1))
     return 0
 
 
