@@ -69,8 +69,11 @@ class Outage(threading.Thread):
                 self.sta.stop()
                 self.stopped_at = feeder.seq
                 time.sleep(OUTAGE_S)
+                resumed_at = feeder.seq
                 self.sta.start()
-                time.sleep(3)
+                # until readings published after the server came back are there: the bridge resumed
+                wait_for(lambda: max(seq_counts(observations(self.sta.url, "out-1")) or [0]) > resumed_at, 90,
+                         "readings after the outage at the server")  # fmt: skip
             finally:
                 self.last = feeder.stop()
         except BaseException as e:  # noqa: BLE001 - handed to the test
@@ -146,8 +149,11 @@ def test_sim_nodes_every_seq_becomes_one_observation(broker, sta, mpy_tree, tmp_
     finally:
         for n in nodes:
             n.stop()
-    time.sleep(1)
     try:
+        # Each node's offline status comes after everything it published on that connection:
+        # what the collector has then is all that reached the broker (and the bridge).
+        collector.wait(lambda: all(collector.status.get("simb-%d" % i, [{}])[-1].get("state") == "offline"
+                                   for i in (1, 2, 3)), 60, "the nodes offline")  # fmt: skip
         for i in (1, 2, 3):
             node = "simb-%d" % i
             with collector.lock:
@@ -298,9 +304,9 @@ def test_redelivered_readings_and_a_lost_state_directory_count_nothing_twice(bro
         bridge.start()
         for seq in range(1, 13):
             pub.reading(node, seq)
-        wait_all(sta.url, node, 12)
-        time.sleep(2)
-        exactly_once(sta.url, node, 12)
+        pub.reading(node, 13)  # a marker: what the bridge did with 1..12 is at the server before it
+        wait_all(sta.url, node, 13)
+        exactly_once(sta.url, node, 13)
         things = get_all(sta.url, "Things", {"$filter": "name eq '%s'" % node, "$expand": "Datastreams($select=id)"})
         assert len(things) == 1 and len(things[0]["Datastreams"]) == 3
         fois = get_all(sta.url, "FeaturesOfInterest", {"$filter": "name eq '%s'" % node})

@@ -24,6 +24,36 @@ def fleet(tmp_path, mpy_tree, mosquitto):
     f.stop()
 
 
+class _Until:
+    """A message source that ends the monitor, as Ctrl-C does, once `done` is set."""
+
+    def __init__(self, source, done):
+        self.source, self.done = source, done
+
+    def get(self, timeout):
+        if self.done.is_set():
+            raise KeyboardInterrupt
+        return self.source.get(timeout)
+
+    def drain(self):
+        return self.source.drain()
+
+
+def _committed(board, tmp_path):
+    """The highest seq a running node committed, from a fresh copy of its outbox on its
+    flash (LittleFS commits are atomic); None when the copy caught it between two writes."""
+    import tempfile
+
+    from firmware.outbox import Outbox
+
+    try:
+        with tempfile.TemporaryDirectory(dir=str(tmp_path)) as d:
+            board.runner.image.pull(d, "outbox")
+            return Outbox(d + "/outbox").last_seq
+    except Exception:  # noqa: BLE001 - look again
+        return None
+
+
 def test_each_alert_fires_and_nothing_for_the_healthy_node(fleet, mosquitto, tmp_path):
     cutter = Cutter(mosquitto)
     fleet.add("good")
@@ -37,17 +67,28 @@ def test_each_alert_fires_and_nothing_for_the_healthy_node(fleet, mosquitto, tmp
     capture_path = tmp_path / "capture.jsonl"
     capture = monitor.CaptureWriter(str(capture_path))
     events = []
-    t = threading.Thread(target=lambda: events.extend(monitor.watch(src, model, out, duration=20, capture=capture, tty=False)))
+    done = threading.Event()
+    # Until every alert below has fired (bounded: 300 s), however slow the machine; the
+    # healthy node is watched all that time.
+    t = threading.Thread(target=lambda: events.extend(monitor.watch(_Until(src, done), model, out, duration=300,
+                                                                    capture=capture, tty=False)))  # fmt: skip
+    expected = ("ALERT lossy gap:", "ALERT frozen stuck air:", "ALERT loop reboot_loop:", "ALERT quiet silent:")
     try:
         fleet.start()
         t.start()
-        wait_until(lambda: "lossy" in model.nodes and len(model.nodes["lossy"].seqs) >= 5, 15, "lossy's first readings")
+        wait_until(lambda: "lossy" in model.nodes and len(model.nodes["lossy"].seqs) >= 5, 60, "lossy's first readings")
         cutter.cut()  # its Wi-Fi is gone: readings pile up in an outbox of 2
-        time.sleep(3)
+        # until it committed 6 readings more than arrived: at least 2 let go (it keeps fewer than 4)
+        arrived = max(model.nodes["lossy"].all_seqs())
+        wait_until(lambda: (_committed(fleet.boards["lossy"], tmp_path) or 0) >= arrived + 6, 120,
+                   "lossy committing 6 readings offline", step=0.2)  # fmt: skip
         cutter.mend()
         fleet.boards["quiet"].kill()  # the lamp post lost power
+        wait_until(lambda: all(e in out.getvalue() for e in expected), 240, "every alert: %s" % (expected,), step=0.2)
+        done.set()
         t.join(30)
     finally:
+        done.set()
         src.close()
         capture.close()
         cutter.close()

@@ -10,6 +10,25 @@ from host_tests.fleet import Collector, NodeRunner, node_config
 from streetnode.common import broker as _broker
 
 
+def _refusals(broker):
+    """CONNECTs the broker refused (mosquitto logs each as 'not authorised')."""
+    return broker.log_tail(100000).count("not authorised")
+
+
+def _wait(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.1)
+
+
+def _last_seq(node, tmp_path):
+    """The highest seq a stopped node committed, from its outbox (a copy of its flash)."""
+    from firmware.outbox import Outbox
+
+    return Outbox(str(node.flash_copy(tmp_path / "copy") / "outbox")).last_seq
+
+
 @pytest.fixture
 def locked_broker():
     if not _broker.find_mosquitto():
@@ -46,10 +65,17 @@ def test_node_on_micropython_uses_its_credentials(locked_broker, tmp_path, mpy_t
         cfg["mqtt"].update(user="n1", password="guess")
         bad.write_config(cfg)
         bad.start()
-        time.sleep(3)
+        # Refused twice (the broker's log says so): it backed off and tried again, however
+        # slow the machine. Then a marker through the broker: anything n2 had published
+        # before it would have arrived first.
+        _wait(lambda: _refusals(locked_broker) >= 2, 60, "the broker refusing n2 twice")
+        collector.publish("streetnode/marker/data", b'{"seq": 1, "ts": null, "sensors": {}}')
+        collector.wait(lambda: collector.seqs("marker") == [1], 30, "the marker")
         assert bad.alive()  # refused, backing off, still sampling into its outbox
-        assert "n2" not in collector.data
+        assert "n2" not in collector.data and "n2" not in collector.status
+        assert " as n2 (" not in locked_broker.log_tail(100000)  # never let in
         bad.stop()
         assert b'"next"' in bad.read_file("outbox/state")
+        assert _last_seq(bad, tmp_path) >= 1  # its readings wait in its outbox
     finally:
         collector.close()

@@ -106,8 +106,7 @@ def test_sigkill_at_random_moments_loses_nothing(persistent_mosquitto, collector
             persistent_mosquitto.start()
             collector.client.reconnect()
         node.start(cause="hard")
-    time.sleep(2)
-    _drained(node, collector)
+    _drained(node, collector)  # stops the node, boots it once more, waits for every seq it gave out
     seqs = collector.seqs("n1")
     assert missing(seqs) == [], missing(seqs)[:20]
     assert collector.raw_errors == []  # no corrupt record was ever published

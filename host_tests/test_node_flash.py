@@ -114,7 +114,20 @@ def test_corruption_found_at_boot_is_repaired_and_reported(mosquitto, collector,
     cfg["mqtt"]["port"] = 1  # nobody listens: the records stay in the outbox
     node.write_config(cfg)
     node.start()
-    time.sleep(3)
+    # Until its first segment holds a few records (looked at on the running node's flash:
+    # LittleFS commits are atomic), however slow the machine.
+    def first_segment():
+        try:
+            sizes = node.image.listing()
+        except Exception:  # noqa: BLE001 - caught between two writes: look again
+            return 0
+        segs = sorted(n for n in sizes if n.endswith(".seg"))
+        return sizes[segs[0]] if segs else 0
+
+    deadline = time.monotonic() + 120
+    while first_segment() <= 600:
+        assert time.monotonic() < deadline and node.alive(), "the node committed no 600 bytes of records"
+        time.sleep(0.2)
     node.kill()
     node.write_config(dict(cfg, mqtt=dict(cfg["mqtt"], port=mosquitto.port)))  # now a good config ...
     assert node.read_file("config.good.json")

@@ -33,6 +33,16 @@ def _wait(cond, timeout, what, proc=None):
         time.sleep(0.2)
 
 
+def _stop_when(proc, cond, what, timeout=180):
+    """Wait (bounded) for cond while the sim runs, then stop it as a user does (SIGTERM); its output."""
+    try:
+        _wait(cond, timeout, what, proc)
+        proc.send_signal(signal.SIGTERM)
+        return proc.communicate(timeout=120)[0]
+    finally:
+        proc.kill()
+
+
 def _outbox_now(state, node):
     """(last seq, seqs waiting) of a running node's outbox, or None when caught mid-write."""
     from streetnode.sim.fleet import node_outbox
@@ -87,9 +97,7 @@ def test_sim_runs_a_fleet_restarts_a_killed_node_and_loses_nothing(tmp_path):
                 return False
             return booted and all((_outbox_now(state, n) or (0,))[0] >= 10 for n in ("sim-1", "sim-2"))
 
-        _wait(both_going, 180, "sim-2 back and 10 readings from each node", proc)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=120)
+        out = _stop_when(proc, both_going, "sim-2 back and 10 readings from each node")
     finally:
         proc.kill()
     assert proc.returncode == 0, out
@@ -317,18 +325,13 @@ def test_sim_counts_against_each_nodes_flash_what_is_lost_and_what_is_still_queu
                     "--state-dir", str(state)]  # fmt: skip
             proc = subprocess.Popen(_streetnode() + base + ["--set", "sim-1:" + json.dumps(radio)], cwd=REPO,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-            try:
-                # Until sim-1's radio is down (the broker gave its last will) and it has committed
-                # more than its outbox holds since its last reading arrived, however slow the machine.
-                def piled_up():
-                    box = "sim-1" in offline and seqs("sim-1") and _outbox_now(state, "sim-1")
-                    return bool(box) and box[0] >= max(seqs("sim-1")) + 12 and len(seqs("sim-2")) >= 3
+            # Until sim-1's radio is down (the broker gave its last will) and it has committed
+            # more than its outbox holds since its last reading arrived, however slow the machine.
+            def piled_up():
+                box = "sim-1" in offline and seqs("sim-1") and _outbox_now(state, "sim-1")
+                return bool(box) and box[0] >= max(seqs("sim-1")) + 12 and len(seqs("sim-2")) >= 3
 
-                _wait(piled_up, 180, "sim-1 to commit 12 readings offline", proc)
-                proc.send_signal(signal.SIGTERM)
-                out, _ = proc.communicate(timeout=120)
-            finally:
-                proc.kill()
+            out = _stop_when(proc, piled_up, "sim-1 to commit 12 readings offline")
             assert proc.returncode == 0, out
             boxes = {n: node_outbox(state / n) for n in ("sim-1", "sim-2")}  # the flash, read once the nodes stopped
             m = SUMMARY.search(out)
@@ -348,12 +351,7 @@ def test_sim_counts_against_each_nodes_flash_what_is_lost_and_what_is_still_queu
             queued1 = waiting1 - seqs("sim-1")
             proc = subprocess.Popen(_streetnode() + base, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True)  # fmt: skip
-            try:
-                _wait(lambda: queued1 <= seqs("sim-1"), 180, "sim-1's queued readings", proc)
-                proc.send_signal(signal.SIGTERM)
-                out2, _ = proc.communicate(timeout=120)
-            finally:
-                proc.kill()
+            out2 = _stop_when(proc, lambda: queued1 <= seqs("sim-1"), "sim-1's queued readings")
         finally:
             mqtt.close(sub)
     m = SUMMARY.search(out2)
