@@ -15,7 +15,7 @@ import json
 import sys
 
 from firmware.version import FW_VERSION
-from firmware import commands, payloads
+from firmware import payloads
 from firmware.backoff import entropy_seed
 from firmware.logs import LogRing
 from firmware.net import Net
@@ -40,23 +40,27 @@ _UNSAVED_MAX = 8  # readings the flash refused, held in RAM until published (the
 
 def _load(name):
     """A module needed only now and then: config validation (about 22 KB of heap on the
-    64-bit unix port, 11 KB on a board) and the boot counter are loaded for boot and for
-    config changes, and let go again with _unload(), so that they do not sit in a small
-    board's heap for the node's whole life. On CPython (a Pi gateway) they stay: memory
-    is plenty there, and other code may hold the module (and its ConfigError class)."""
-    __import__("firmware." + name)
-    return sys.modules["firmware." + name]
+    64-bit unix port, 11 KB on a board), the boot counter, the board table and the remote
+    commands are loaded when they are needed (boot, a config change, a command) and let
+    go again with _unload(), so that they do not sit in a small board's heap for the
+    node's whole life. On CPython (a Pi gateway) they stay: memory is plenty there, and
+    other code may hold the module (and its ConfigError class). `name` is under firmware/
+    unless it is dotted ("hal.boards")."""
+    full = name if "." in name else "firmware." + name
+    __import__(full)
+    return sys.modules[full]
 
 
-# Modules that config validation loads besides its own package, let go with it.
-_ALSO_UNLOAD = {"config": ("hal.sim.schema",)}
+# Modules that config validation loads besides its own package, let go with it (the
+# board table: firmware/config/schema.py checks a board's pins with it).
+_ALSO_UNLOAD = {"config": ("hal.sim.schema", "hal.boards")}
 
 
 def _unload(*names):
     if sys.implementation.name != "micropython":
         return
     for name in names:
-        full = "firmware." + name
+        full = name if "." in name else "firmware." + name
         for mod in [m for m in sys.modules if m == full or m.startswith(full + ".")] + list(_ALSO_UNLOAD.get(name, ())):
             sys.modules.pop(mod, None)
             parent, child = mod.rsplit(".", 1)
@@ -156,9 +160,8 @@ class Node:
             self.log("config: %s - running on the last good config" % (err,))
         self.board_error = None
         if self._platform is None:
-            from hal import boards
-
-            self.board_error = boards.fits(cfg["board"], sys.platform, sys.implementation.name)
+            self.board_error = _load("hal.boards").fits(cfg["board"], sys.platform, sys.implementation.name)
+            _unload("hal.boards")  # a board's own buses (hal/machine_bus.py) import it again
             if self.board_error:  # its buses and pins are not this board's: nothing would work
                 return self
         from firmware.outbox import adopt
@@ -466,7 +469,10 @@ class Node:
     # -- commands -----------------------------------------------------------------------
 
     def _on_cmd(self, payload):
-        result = commands.handle(payload, self._handlers())
+        try:
+            result = _load("commands").handle(payload, self._handlers())
+        finally:
+            _unload("commands")
         if not result["ok"]:
             self.log("cmd refused: %s" % (result.get("error"),))
         self._results.append(json.dumps(result).encode())
