@@ -7,7 +7,6 @@
 
 from errno import EIO
 
-from drivers import registry
 from hal import clock
 from hal.sim.bus import SimI2C, SimPin
 from hal.sim.environment import StreetEnvironment
@@ -85,6 +84,8 @@ class FrozenAir:
 
 
 def _model_class(driver):
+    from drivers import registry
+
     return registry.model_class(driver), registry.DRIVERS[driver]["address"]
 
 
@@ -138,6 +139,8 @@ class SimPlatform:
             self.faults.append([f, "pending"])
 
     def _add(self, spec):
+        from drivers import registry  # imported here: the node lets it go after boot (firmware/node.py)
+
         driver = spec["driver"]
         if driver not in registry.DRIVERS:
             raise ValueError("no simulated chip for driver %r" % (driver,))
