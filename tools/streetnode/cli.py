@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from streetnode import __version__
+from streetnode.bench import docs as bench_docs
 from streetnode.common import errors, mqtt, options
 from streetnode.technician import bundle, deploy, flash, gateway, provision
 from streetnode.field import check, cmd, logs, monitor, report, retire, serve
@@ -118,8 +119,7 @@ def build_parser():
         "for the CircuitPython driver).",
         epilog="example: streetnode bench --readings 200 --markdown",
     )
-    b.add_argument("--readings", type=int, default=200, help="readings per driver (default 200)")
-    b.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    bench_docs.add_readings_options(b, 200)
     b.set_defaults(func=_bench)
 
     bs = sub.add_parser(
@@ -129,8 +129,7 @@ def build_parser():
         "Adafruit's, Sensirion's and Pimoroni's, on the same simulated chips, in one run.",
         epilog="example: streetnode bench-sensors --readings 200 --markdown",
     )
-    bs.add_argument("--readings", type=int, default=50, help="readings per driver (default 50)")
-    bs.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    bench_docs.add_readings_options(bs, 50)
     bs.set_defaults(func=_bench_sensors)
 
     # The technician's commands in the order of the job, then the field crew's, then the

@@ -143,6 +143,13 @@ def _help(main, argv):
     return rc
 
 
+def add_readings_options(parser, default):
+    """--readings and --markdown, as the driver benchmarks take them (`streetnode bench`,
+    `streetnode bench-sensors`, and their modules through readings_cli)."""
+    parser.add_argument("--readings", type=int, default=default, help="readings per driver (default %d)" % default)
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+
+
 def readings_cli(prog, main, default):
     """main(argv) for a driver benchmark whose main takes parsed --readings/--markdown
     (bench.bme280, bench.sensors: what `streetnode bench[-sensors]` parse), for run()."""
@@ -150,8 +157,7 @@ def readings_cli(prog, main, default):
 
     def cli(argv):
         p = argparse.ArgumentParser(prog=prog)
-        p.add_argument("--readings", type=int, default=default, help="readings per driver (default %d)" % default)
-        p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+        add_readings_options(p, default)
         return main(p.parse_args(argv))
 
     return cli

@@ -27,6 +27,7 @@ from umqtt.simple import MQTTClient
 from firmware import mqtt
 
 port, n, n_nagle, rounds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+bare_only = sys.argv[5:] == ["bare"]  # only the bare loop with TCP_NODELAY (bench.node's ceiling)
 payload = b'{"seq": 123456, "ts": 1790000000, "sensors": {"bme280": {"temperature": 21.53, "humidity": 45.21, "pressure": 1013.25}}}'
 out = {"payload_bytes": len(payload)}
 
@@ -54,17 +55,20 @@ def bare(nodelay):
     return c
 
 topic = b"streetnode/bench/data"
-c = bare(0)
-measure("bare_umqtt", lambda: c.publish(topic, payload, False, 1), n_nagle)
-c.disconnect()
+if not bare_only:
+    c = bare(0)
+    measure("bare_umqtt", lambda: c.publish(topic, payload, False, 1), n_nagle)
+    c.disconnect()
 c = bare(1)
-link = mqtt.MQTTLink("bench", "127.0.0.1", port, seed=1)
-assert link.connect()
+link = None if bare_only else mqtt.MQTTLink("bench", "127.0.0.1", port, seed=1)
+assert bare_only or link.connect()
 for _ in range(rounds):  # interleaved, so both see the same machine
     measure("bare_umqtt_nodelay", lambda: c.publish(topic, payload, False, 1), n)
-    measure("link", lambda: link.publish("data", payload), n)
+    if link is not None:
+        measure("link", lambda: link.publish("data", payload), n)
 c.disconnect()
-link.close()
+if link is not None:
+    link.close()
 print("@@" + __import__("json").dumps(out))
 """
 
@@ -116,6 +120,18 @@ def run(n=1000, n_nagle=40, kind=None, rounds=5):
     res["link_vs_bare_nodelay"] = round(res["link"]["per_s"] / res["bare_umqtt_nodelay"]["per_s"], 3)
     res["link_vs_bare_as_shipped"] = round(res["link"]["per_s"] / res["bare_umqtt"]["per_s"], 1)
     return res
+
+
+def bare_qos1(port, n=1000):
+    """Publishes/s of the bare umqtt.simple QoS 1 loop with TCP_NODELAY, one round of n,
+    against the broker on loopback `port` (one MicroPython run): bench.node's ceiling."""
+    with tempfile.TemporaryDirectory() as d:
+        dev = os.path.join(d, "bench_device.py")
+        with open(dev, "w") as f:
+            f.write(_DEVICE)
+        proc = mpy.run([dev, str(port), str(n), "0", "1", "bare"], path=[deps.device_lib()], capture_output=True,
+                       text=True, timeout=600)  # fmt: skip
+    return _last_json(proc)["bare_umqtt_nodelay"]["per_s"]
 
 
 def format_table(res):

@@ -19,25 +19,22 @@ def _number(text, kind):
     return v
 
 
-def positive_float(text):
-    v = _number(text, float)
-    if v <= 0:
-        raise argparse.ArgumentTypeError("must be more than 0, not %s" % text)
-    return v
+def _checked(kind, ok, need, name):
+    """An argparse type: a number of kind (int or float) for which ok(value) holds."""
+
+    def check(text):
+        v = _number(text, kind)
+        if not ok(v):
+            raise argparse.ArgumentTypeError("must be %s, not %s" % (need, text))
+        return v
+
+    check.__name__ = name
+    return check
 
 
-def nonnegative_float(text):
-    v = _number(text, float)
-    if v < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more, not %s" % text)
-    return v
-
-
-def positive_int(text):
-    v = _number(text, int)
-    if v <= 0:
-        raise argparse.ArgumentTypeError("must be at least 1, not %s" % text)
-    return v
+positive_float = _checked(float, lambda v: v > 0, "more than 0", "positive_float")
+nonnegative_float = _checked(float, lambda v: v >= 0, "0 or more", "nonnegative_float")
+positive_int = _checked(int, lambda v: v > 0, "at least 1", "positive_int")
 
 
 def check_broker_syntax(args):
