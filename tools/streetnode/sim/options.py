@@ -15,8 +15,8 @@ import re
 from streetnode.common.errors import EXIT_USAGE, Failure
 
 MIN_HEAP = 256 * 1024  # measured: a node dies at boot in 128k (MemoryError), runs in 256k
-# With --romfs the heap is a board's, around the image: 96k runs (docs/benchmarks.md, "Heap
-# on a small board"); below this not even the interpreter's own start fits.
+# With --romfs the heap is a board's, around the image (the sim's nodes start in about 160k:
+# docs/integrator.md); below this not even the firmware's first imports fit.
 MIN_ROMFS_HEAP = 32 * 1024
 MAX_HEAP = 64 * 1024 * 1024
 _SIZE = re.compile(r"^(\d+)([kKmM]?)$")
