@@ -139,7 +139,11 @@ def read(path, max_bytes):
         raise ValueError("%s is %d bytes, more than the %d allowed" % (path, n, max_bytes))
     f = open(path, "rb")
     try:
-        data = f.read(max_bytes + 1)
+        # The size it had, and one byte more to see it grow: a buffer of max_bytes would
+        # need that much contiguous heap (16 KiB for a config of a few hundred bytes).
+        data = f.read(n + 1)
+        if len(data) > n:  # it grew since: the rest, up to the limit
+            data += f.read(max_bytes + 1 - len(data))
     finally:
         f.close()
     if len(data) > max_bytes:

@@ -7,8 +7,14 @@
 # parsing errors of any kind (bad UTF-8, deep nesting, MemoryError) become ok:false,
 # and a handler never sees arguments that are not the types it asked for. Nothing a
 # command says can raise out of handle().
+#
+# What each command does to the running node is here too (node_handlers): the node loads
+# this module for a command and lets it go again (firmware/node.py _load/_unload), so the
+# handlers do not sit in a small board's heap between commands.
 
 import json
+
+from hal import clock
 
 MAX_PAYLOAD = 2048  # bytes; a patch of the whole config fits, a flood does not
 MAX_ID = 64
@@ -98,3 +104,97 @@ def handle(payload, handlers):
         return _reply(cid, False, str(e.args[0]) if e.args else "refused")
     except Exception as e:  # noqa: BLE001 - a command must never take the node down
         return _reply(cid, False, "internal error: %s" % (e.__class__.__name__,))
+
+
+_SECRETS = ("password",)
+# A change of these needs a reboot: the link, the radio, the board and the outbox are set up at boot.
+_AT_BOOT = ("node_id", "mqtt", "wifi", "board", "ntp", "outbox", "watchdog_s")
+
+
+def redact(obj):
+    if isinstance(obj, dict):
+        return {k: ("***" if k in _SECRETS and obj[k] else redact(obj[k])) for k in obj}
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def node_handlers(node):
+    """cmd -> handler(args) for the node `node` (firmware/node.py Node)."""
+    return {
+        "set_interval": lambda args: set_interval(node, args),
+        "set_sensor": lambda args: set_sensor(node, args),
+        "patch_config": lambda args: change(node, args["patch"]),
+        "reboot": lambda args: reboot(node, args),
+        "identify": lambda args: identify(node, args),
+        "health": lambda args: health(node, args),
+        "get_config": lambda args: {"config": redact(node.config)},
+        "logs": lambda args: logs(node, args),
+    }
+
+
+def change(node, patch):
+    """Validate, save atomically, then apply; ValueError (reason) if anything is wrong."""
+    from firmware.node import _load, _unload
+
+    cfgmod = _load("config")
+    try:
+        new = cfgmod.patch(node.config, patch)
+        try:
+            cfgmod.save(node.dir, new)
+        except OSError as e:
+            raise ValueError("could not save the config: %s" % (e,))
+    finally:
+        cfgmod = None
+        _unload("config")
+    needs_reboot = False
+    for key in _AT_BOOT:
+        if new.get(key) != node.config.get(key):
+            needs_reboot = True
+    node._apply(new)
+    node.config_error = None
+    return {"reboot_required": needs_reboot}
+
+
+def set_interval(node, args):
+    out = change(node, {"interval_s": args["interval_s"]})
+    node._next_cycle = clock.ticks_add(clock.ticks_ms(), node.interval_ms)
+    return out
+
+
+def set_sensor(node, args):
+    sensors = [dict(s) for s in node.config.get("sensors", ())]
+    for s in sensors:
+        if s["name"] == args["name"]:
+            if "options" in args:
+                s["options"] = args["options"]
+            for key in ("interval_s", "enabled"):
+                if key in args:
+                    s[key] = args[key]
+            return change(node, {"sensors": sensors})
+    raise ValueError("no sensor named %s" % args["name"])
+
+
+def reboot(node, args):
+    node._reboot_at = clock.ticks_add(clock.ticks_ms(), max(0, args.get("delay_ms", 1000)))
+    return {"reboot_in_ms": args.get("delay_ms", 1000)}
+
+
+def identify(node, args):
+    seconds = args.get("seconds", 10)
+    if not 0 < seconds <= 300:
+        raise ValueError("seconds must be in (0, 300]")
+    node._identify_until = clock.ticks_add(clock.ticks_ms(), int(seconds * 1000))
+    return None
+
+
+def health(node, args):
+    node._health_due = True
+    return None
+
+
+def logs(node, args):
+    n = args.get("lines", node.logs.max)
+    if n < 0:
+        raise ValueError("lines must be 0 or more")
+    return {"lines": node.logs.last(n), "dropped": node.logs.dropped}

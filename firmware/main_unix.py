@@ -1,5 +1,10 @@
 # A node on the unix port (or CPython): the firmware as it runs on a board.
-#   micropython firmware/main_unix.py STATE_DIR [RESET_CAUSE]
+#   micropython firmware/main_unix.py STATE_DIR [RESET_CAUSE [ROMFS_IMAGE]]
+# With ROMFS_IMAGE (`streetnode sim --romfs`: the compiled tree as `mpremote romfs build`
+# makes it) the firmware runs from that image mounted at /rom, its bytecode in place as
+# from a board's ROM partition; the unix port has no such partition, so the image is one
+# bytearray in the heap (the sim adds its size to --heap). A slot's own files come first on
+# sys.path, the image supplies what the slot does not carry.
 # When STATE_DIR holds a flash image (flash.img, see hal/sim/flash.py) the node runs on
 # a board's flash: the LittleFS in the image, mounted at /flash (the working directory,
 # as on a board), with the flash faults of STATE_DIR/flash.json ({"faults": [...],
@@ -14,6 +19,21 @@
 import sys
 
 _MOUNT = "/flash"
+_ROM = "/rom"
+_rom_image = None  # the ROMFS image's bytes, kept for the life of the process
+
+
+def mount_romfs(path):
+    """Mount the ROMFS image file `path` at /rom and put /rom first on sys.path."""
+    global _rom_image
+    import os
+    import vfs
+
+    _rom_image = bytearray(os.stat(path)[6])  # exactly its size: read() would grow a buffer
+    with open(path, "rb") as f:
+        f.readinto(_rom_image)
+    vfs.mount(vfs.VfsRom(_rom_image), _ROM)
+    sys.path.insert(0, _ROM)
 
 
 def _exists(path):
@@ -90,11 +110,11 @@ def boot_loader(where, cause, attach):
     for name in list(sys.modules):
         if name != "__main__" and getattr(sys.modules[name], "__file__", None) is not None:
             del sys.modules[name]
-    sys.path[:] = ["", ".frozen"]
+    sys.path[:] = ["", _ROM, ".frozen"] if _rom_image is not None else ["", ".frozen"]
     sys.modules["streetnode_board"] = _BoardHooks(cause, attach)
     for script in ("boot.py", "main.py"):
         with open(script) as f:
-            code = f.read()
+            code = compile(f.read(), script, "exec")  # not the source: main.py runs for the node's life
         exec(code, {"__name__": "__main__"})
     return True
 
@@ -103,6 +123,8 @@ if __name__ == "__main__":
     if len(sys.argv) < 2:
         print("usage: main_unix.py STATE_DIR [RESET_CAUSE]")
         sys.exit(2)
+    if len(sys.argv) > 3:
+        mount_romfs(sys.argv[3])
     where, attach = mount_flash(sys.argv[1])
     cause = sys.argv[2] if len(sys.argv) > 2 else "power_on"
     if sys.implementation.name == "micropython" and boot_loader(where, cause, attach):

@@ -8,11 +8,11 @@
 
 from errno import EAGAIN
 
-from drivers.registry import DRIVERS
 from hal import clock
 
 # What each driver is (its module and class, bus kinds, quantities) is in
-# drivers/registry.py; the driver module itself is imported when its slot opens.
+# drivers/registry.py, read when a slot is made (the node lets the table go again,
+# firmware/node.py); the driver module itself is imported when its slot opens.
 # Warm-up is the drivers' own business (the PM sensors' 30 s of fan and laser, the
 # SCD4x's first 5 s): they raise OSError(EAGAIN) or give None until readings count.
 # A slot's warmup_s (config) discards readings for longer still, where a site needs it.
@@ -76,6 +76,8 @@ class SensorSlot:
     def __init__(self, spec, platform, default_interval_s):
         self.name = spec["name"]
         self.kind = spec["driver"]
+        from drivers.registry import DRIVERS  # here: the node lets the table go once its slots are made
+
         if self.kind not in DRIVERS:
             raise ValueError("sensor %s: unknown driver %r" % (self.name, self.kind))
         entry = DRIVERS[self.kind]

@@ -166,6 +166,7 @@ def _temp_folders(tmp_path):
 @pytest.mark.parametrize("option, reason", [
     (["--interval", "0.01"], "--interval: interval_s: must be a number from 0.05 to 86400, not 0.01"),
     (["--heap", "8k"], "--heap 8k: a node needs at least 256k"),
+    (["--romfs", "--heap", "8k"], "--heap 8k: a node needs at least 32k around its ROMFS image"),
     (["--heap", "12q"], "--heap 12q: a size is a number of bytes with an optional k or M"),
     (["--duration", "-5"], "--duration must be 0 (run until stopped) or a number of seconds, not -5"),
     (["--fault", "sim-2:air:melted"], 'sim.faults[0].kind: must be one of "absent"'),
@@ -178,6 +179,38 @@ def test_sim_checks_its_options_before_anything_starts(tmp_path, option, reason)
     assert reason in r.stderr, r.stderr
     assert "embedded broker" not in r.stdout and "died" not in r.stdout  # nothing started
     assert _temp_folders(tmp_path) == []
+
+
+@pytest.mark.usefixtures("mpy_tree")
+def test_sim_romfs_runs_the_nodes_from_a_romfs_image_with_the_heap_around_it(tmp_path):
+    # issue 12: the firmware's bytecode in place from a ROMFS image of the compiled tree, as
+    # from a board's ROM partition; --heap is the heap around the image. The nodes carry the
+    # sim's three sensors, which need more than a one-BME280 node (docs/benchmarks.md).
+    from streetnode.sim.flashimg import FlashImage
+
+    state = tmp_path / "fleet"
+    r = _sim(tmp_path, "--romfs", "--heap", "256k", "--nodes", "2", "--interval", "0.5", "--duration", "12",
+             "--state-dir", str(state), timeout=240)  # fmt: skip
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert re.search(r"firmware from a ROMFS image \(\d+ bytes\), 256k of heap around it", out), out
+    m = re.search(r"received (\d+) readings from 2 node\(s\), (\d+) missing", out)
+    assert m and int(m.group(1)) >= 4 and m.group(2) == "0", out
+    assert (state / ".firmware.romfs").stat().st_size > 0
+    # The slot holds only node_main and the board's description: the rest came from the image.
+    listing = FlashImage(state / "sim-1" / "flash.img").listing()
+    assert "a/node_main.mpy" in listing and not [p for p in listing if p.startswith("a/firmware/")], listing
+
+
+@pytest.mark.usefixtures("mpy_tree")
+def test_sim_romfs_says_why_a_node_does_not_fit_its_heap(tmp_path):
+    # A heap too small for the node: its MemoryError is in the sim's own output, not only in node.log.
+    r = _sim(tmp_path, "--romfs", "--heap", "48k", "--nodes", "1", "--interval", "0.5", "--duration", "15",
+             timeout=240)  # fmt: skip
+    out = r.stdout + r.stderr
+    assert re.search(r"sim-1 died \(exit \d+[^)]*\), restarting as a board reboots; it published nothing, its last lines:",
+                     out), out
+    assert re.search(r"^  \| MemoryError: memory allocation failed", out, re.M), out
 
 
 @pytest.mark.usefixtures("mpy_tree")

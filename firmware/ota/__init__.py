@@ -3,3 +3,5 @@
 #   sha512.py    SHA-512 where hashlib has none (MicroPython)
 #   release.py   the release manifest: signature, fields, may this node install it
 #   keys.py      the config's ota.pubkeys, decoded
+#   receiver.py  the node's side: status, trial, confirmation (always loaded)
+#   transfer.py  the transfer into the inactive slot (loaded only while one is under way)

@@ -23,20 +23,20 @@
 # confirms itself after confirm_cycles published cycles without step errors; the loader
 # rolls it back otherwise (boot.py, main.py, loader.py at the board root).
 
-import binascii
-import hashlib
+# The transfer itself (offer, chunks, the checks, the switch) is firmware/ota/transfer.py,
+# loaded when an OTA message arrives or a transfer is resumed at boot and let go again
+# on MicroPython once the transfer has ended: a node that is not being updated carries
+# only this module (its status, the trial's verdict) in its heap.
+
 import json
 import os
-import struct
+import sys
 
 from hal import clock
 
 CHUNK_MAX = 3072  # data bytes per chunk: with the header well under the link's 4096-byte limit
 MANIFEST = 0xFFFF
-_HEADER = ">8sHI"
-_HEADER_LEN = 14
-_RETRIES = 2  # a file whose read-back hash is wrong is written again this often, then refused
-_BLOCK = 4096
+_TRANSFER = "firmware.ota.transfer"
 
 
 def _exists(p):
@@ -45,13 +45,6 @@ def _exists(p):
         return True
     except OSError:
         return False
-
-
-def _size(p):
-    try:
-        return os.stat(p)[6]
-    except OSError:
-        return None
 
 
 def _remove(p):
@@ -70,53 +63,6 @@ def _mkdirs(path):
                 os.mkdir(at)
             except OSError:
                 pass
-
-
-def _rmtree(p):
-    try:
-        entries = list(os.ilistdir(p))
-    except OSError:
-        _remove(p)
-        return
-    for e in entries:
-        q = p + "/" + e[0]
-        if e[1] & 0x4000:
-            _rmtree(q)
-        else:
-            _remove(q)
-    try:
-        os.rmdir(p)
-    except OSError:
-        pass
-
-
-def _tree_bytes(p):
-    """Flash (whole blocks) the files under p take."""
-    total = 0
-    try:
-        entries = list(os.ilistdir(p))
-    except OSError:
-        return 0
-    for e in entries:
-        q = p + "/" + e[0]
-        if e[1] & 0x4000:
-            total += _tree_bytes(q)
-        else:
-            total += max(1, -(-(_size(q) or 0) // _BLOCK)) * _BLOCK
-    return total
-
-
-def sha256_file(p):
-    d = hashlib.sha256()
-    b = bytearray(512)
-    m = memoryview(b)
-    with open(p, "rb") as f:
-        while True:
-            n = f.readinto(b)
-            if not n:
-                break
-            d.update(m[:n])
-    return binascii.hexlify(d.digest()).decode()
 
 
 def _read_json(p):
@@ -190,6 +136,23 @@ class Receiver:
         if state not in ("receiving", "verifying"):
             st["next"] = None
 
+    def _transfer(self):
+        """firmware/ota/transfer.py, imported now if it is not loaded."""
+        mod = sys.modules.get(_TRANSFER)
+        if mod is None:
+            __import__(_TRANSFER)
+            mod = sys.modules[_TRANSFER]
+        return mod
+
+    def _transfer_done(self):
+        # On MicroPython the transfer's code leaves the heap with the transfer (on CPython
+        # it stays: memory is plenty there). Its functions still running hold what they need.
+        if sys.implementation.name == "micropython" and self.status["state"] not in ("receiving", "verifying"):
+            if sys.modules.pop(_TRANSFER, None) is not None:
+                pkg = sys.modules.get("firmware.ota")
+                if pkg is not None and "transfer" in pkg.__dict__:
+                    delattr(pkg, "transfer")
+
     def _restore(self):
         if self.loader is None:
             return
@@ -207,215 +170,26 @@ class Receiver:
                 self._set("rejected", rx.get("reason"), version=rx.get("version"), release=rx["release"])
             elif rx.get("state") in ("receiving", "verifying"):
                 try:
-                    self._resume()
+                    self._transfer().resume(self)
                 except (OSError, ValueError, KeyError, TypeError) as e:
                     self._reject("could not resume the transfer: %r" % (e,))
+                self._transfer_done()
 
     # -- messages from the link
 
     def on_message(self, sub, payload):
         try:
             if sub == "ota/offer":
-                self._offer(payload)
+                self._transfer().offer(self, payload)
             elif sub == "ota/chunk":
-                self._chunk(payload)
+                self._transfer().chunk(self, payload)
         except MemoryError:
             self._reject("out of memory while receiving")
         except Exception as e:  # noqa: BLE001 - a bad update is a reason, never a crash
             self._reject("%s: %s" % (type(e).__name__, e))
-
-    def _offer(self, payload):
-        try:
-            offer = json.loads(payload)
-            release_id = offer["release"]
-            size = offer["size"]
-            sig = binascii.a2b_base64(offer["sig"])
-            if type(release_id) is not str or len(release_id) != 64 or type(size) is not int:
-                raise ValueError("bad fields")
-        except (ValueError, KeyError, TypeError):
-            self.ignored += 1
-            self._republish()
-            return
-        if self.why_not:
-            self._set("rejected", self.why_not, release=release_id)
-            return
-        if self.status["state"] == "trial":
-            self._republish()  # one update at a time: the trial decides first
-            return
-        rx = self._rx
-        if rx is not None and rx.get("release") == release_id:
-            self._republish()  # the same release again: go on where it stands (or stays refused)
-            return
-        from firmware.ota import keys, release
-
-        if not keys.pubkeys(self.node.config):
-            self._set("rejected", keys.NO_KEYS, release=release_id, version=None)
-            return
-        if not 0 < size <= release.MAX_BYTES:
-            self._set("rejected", "manifest of %d bytes, more than the %d allowed" % (size, release.MAX_BYTES),
-                      release=release_id, version=None)  # fmt: skip
-            return
-        self._abandon()
-        _mkdirs(self.dir)
-        _remove(self.dir + "/manifest.json")
-        self._rx = {"release": release_id, "size": size, "sig": offer["sig"], "state": "receiving", "file": -1}
-        _write_json(self.dir + "/rx.json", self._rx)
-        self._set("receiving", None, release=release_id, version=None, progress=0, next=[MANIFEST, 0])
-        self.status["from"] = self.fw
-
-    def _chunk(self, payload):
-        rx = self._rx
-        st = self.status
-        if rx is None or st["state"] != "receiving" or len(payload) <= _HEADER_LEN or st["next"] is None:
-            self.ignored += 1
-            return
-        rid, index, offset = struct.unpack_from(_HEADER, payload, 0)
-        if binascii.hexlify(rid).decode() != rx["release"][:16]:
-            self.ignored += 1  # another release
-            return
-        n = len(payload) - _HEADER_LEN
-        want_index, want_offset = st["next"]
-        total = rx["size"] if index == MANIFEST else (self._files[index][1] if self._files and index < len(self._files) else -1)
-        if index != want_index or offset != want_offset or n > CHUNK_MAX or offset + n > total:
-            self.ignored += 1  # a repeat, a gap, too long, past the end: the sender follows "next"
-            return
-        path = self._path(index)
-        with open(path, "ab") as f:
-            f.write(memoryview(payload)[_HEADER_LEN:])
-        offset += n
-        if offset < total:
-            st["next"] = [index, offset]
-            self._progress()
-            self._status_qos = 0
-            return
-        if index == MANIFEST:
-            self._manifest_done()
-        else:
-            self._file_done(index)
+        self._transfer_done()
 
     # -- the pieces
-
-    def _path(self, index):
-        if index == MANIFEST:
-            return self.dir + "/manifest.json"
-        return self.loader.inactive() + "/" + self._files[index][0]
-
-    def _manifest_done(self):
-        from firmware.ota import keys, release
-
-        rx = self._rx
-        with open(self.dir + "/manifest.json", "rb") as f:
-            data = f.read()
-        if binascii.hexlify(hashlib.sha256(data).digest()).decode() != rx["release"]:
-            self._reject("manifest does not match the release id of the offer")
-            return
-        self._set("verifying", None)
-        sig = binascii.a2b_base64(rx["sig"])
-        m, why = release.accept(data, sig, keys.pubkeys(self.node.config), self.node.config.get("board", "unix-sim"),
-                                self.fw, self.loader.LOADER_VERSION)  # fmt: skip
-        data = None
-        if m is None:
-            self._reject(why)
-            return
-        rx["version"] = m["version"]
-        self.status["version"] = m["version"]
-        need = release.blocks_needed(m, _BLOCK) * _BLOCK + _BLOCK * 2
-        target = self.loader.inactive()
-        free = self.node.outbox.free_bytes()
-        if free is not None:
-            room = free + _tree_bytes(target) - self.node.outbox.reserve_bytes
-            if need > room:
-                self._reject("release needs %d KiB of flash, %d KiB are free" % (need // 1024, max(0, room) // 1024))
-                return
-        self._files = [(f["path"], f["size"], f["sha256"]) for f in m["files"]]
-        m = None
-        # Only now is the inactive slot touched: emptied, then filled file by file.
-        _rmtree(target)
-        rx["file"] = 0
-        rx["state"] = "receiving"
-        rx["tries"] = 0
-        _write_json(self.dir + "/rx.json", rx)
-        self._set("receiving", None)
-        self._start_file(0)
-
-    def _start_file(self, index):
-        files = self._files
-        while index < len(files) and files[index][1] == 0:
-            p = self._path(index)
-            _mkdirs(p.rsplit("/", 1)[0])
-            open(p, "wb").close()
-            index += 1
-        if index >= len(files):
-            self._rx["state"] = "verifying"
-            self._rx["file"] = index
-            _write_json(self.dir + "/rx.json", self._rx)
-            self._set("verifying", None, progress=100)
-            self._verify_at = 0
-            return
-        p = self._path(index)
-        _mkdirs(p.rsplit("/", 1)[0])
-        have = _size(p)
-        if have is None or have > files[index][1]:
-            open(p, "wb").close()
-            have = 0
-        self.status["next"] = [index, have]
-        self._progress()
-        if have == files[index][1]:
-            self._file_done(index)
-
-    def _file_done(self, index):
-        rx = self._rx
-        path, size, sha = self._files[index]
-        if sha256_file(self._path(index)) != sha:  # read back from flash
-            rx["tries"] = rx.get("tries", 0) + 1
-            if rx["tries"] > _RETRIES:
-                self._reject("%s differs from the manifest after writing it %d times" % (path, rx["tries"]))
-                return
-            open(self._path(index), "wb").close()
-        else:
-            index += 1
-            rx["tries"] = 0
-        rx["file"] = index
-        _write_json(self.dir + "/rx.json", rx)
-        self._status_qos = 1
-        self._start_file(index)
-
-    def _resume(self):
-        rx = self._rx
-        if rx.get("file", -1) < 0:
-            have = _size(self.dir + "/manifest.json") or 0
-            if have >= rx["size"]:
-                _remove(self.dir + "/manifest.json")
-                have = 0
-            self._set("receiving", None, release=rx["release"], progress=0, next=[MANIFEST, have])
-            self.status["from"] = self.fw
-            return
-        with open(self.dir + "/manifest.json") as f:
-            m = json.loads(f.read())  # verified before it was kept
-        self._files = [(x["path"], x["size"], x["sha256"]) for x in m["files"]]
-        m = None
-        self._set("receiving", None, release=rx["release"], version=rx.get("version"))
-        self.status["from"] = self.fw
-        if rx["state"] == "verifying":
-            self._set("verifying", None, progress=100)
-            self._verify_at = 0
-        else:
-            self._start_file(rx["file"])
-
-    def _progress(self):
-        files = self._files
-        nxt = self.status["next"]
-        if not files or nxt is None or nxt[0] == MANIFEST:
-            self.status["progress"] = 0
-            return
-        total = 0
-        done = 0
-        for i in range(len(files)):
-            total += files[i][1]
-            if i < nxt[0]:
-                done += files[i][1]
-        done += nxt[1]
-        self.status["progress"] = (100 * done // total) if total else 100
 
     def _reject(self, reason):
         print("ota: rejected:", reason)
@@ -434,12 +208,6 @@ class Receiver:
             pass
         self._set("rejected", reason, release=rx.get("release"), version=rx.get("version"))
         self._status_qos = 1
-
-    def _abandon(self):
-        self._rx = None
-        self._files = None
-        self._verify_at = None
-        _remove(self.dir + "/rx.json")
 
     def _republish(self):
         self._published = None
@@ -474,40 +242,15 @@ class Receiver:
             self._status_qos = 1
         if self._verify_at is not None:
             try:
-                self._verify_step()
+                self._transfer().verify_step(self)
             except Exception as e:  # noqa: BLE001
                 self._reject("%s: %s" % (type(e).__name__, e))
+            self._transfer_done()
         text = self._status_text()
         if text != self._published:
             if link.publish("ota/status", text, self._status_qos, True):
                 self._published = text
                 self._status_qos = 1
-
-    def _verify_step(self):
-        i = self._verify_at
-        files = self._files
-        if i < len(files):
-            if sha256_file(self._path(i)) != files[i][2]:
-                self._reject("%s differs from the manifest in the final check" % files[i][0])
-                return
-            self._verify_at = i + 1
-            return
-        # Everything is there and checked: the switch.
-        self._verify_at = None
-        target = self.loader.inactive()
-        with open(self.dir + "/manifest.json", "rb") as f:
-            data = f.read()
-        with open(target + "/release.json", "wb") as f:
-            f.write(data)
-        data = None
-        cfg = self.node.config.get("ota") or {}
-        version = self._rx.get("version")
-        self._abandon()
-        _remove(self.dir + "/manifest.json")
-        self.loader.start_trial(target, version, self.fw, cfg.get("trial_boots", 3), cfg.get("trial_timeout_s", 600))
-        self._set("trial", "switched to slot %s, rebooting" % target, version=version, progress=100)
-        self.status["from"] = self.fw
-        self.node.reboot_soon(500)
 
     def _trial(self, now):
         node = self.node

@@ -7,9 +7,8 @@
 
 from errno import EIO
 
-from drivers import registry
 from hal import clock
-from hal.sim.bus import SimI2C, SimPin, SimSPI, SimUART
+from hal.sim.bus import SimI2C, SimPin
 from hal.sim.environment import StreetEnvironment
 from hal.sim.schedule import switch_due
 
@@ -85,6 +84,8 @@ class FrozenAir:
 
 
 def _model_class(driver):
+    from drivers import registry
+
     return registry.model_class(driver), registry.DRIVERS[driver]["address"]
 
 
@@ -138,6 +139,8 @@ class SimPlatform:
             self.faults.append([f, "pending"])
 
     def _add(self, spec):
+        from drivers import registry  # imported here: the node lets it go after boot (firmware/node.py)
+
         driver = spec["driver"]
         if driver not in registry.DRIVERS:
             raise ValueError("no simulated chip for driver %r" % (driver,))
@@ -147,11 +150,15 @@ class SimPlatform:
         if bus_name.startswith("uart"):
             if bus_name in self.buses:
                 raise ValueError("%s already has a device" % bus_name)
+            from hal.sim.uart import SimUART
+
             self.buses[bus_name] = SimUART(chip, clock=self.clock, log=False, rxbuf=512)
             power = (spec.get("options") or {}).get("power_pin")
             if isinstance(power, str) and "power_pin" in registry.DRIVERS[driver]["pins"]:
                 chip.attach_power(self.pin(power))
         elif bus_name.startswith("spi"):
+            from hal.sim.spi import SimSPI
+
             bus = self.buses.get(bus_name) or SimSPI(clock=self.clock, log=False)
             self.buses[bus_name] = bus
             bus.attach(chip, self.chip_select(bus_name))

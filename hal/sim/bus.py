@@ -288,152 +288,16 @@ class SimPin:
         return "SimPin(%r)" % (self.id,)
 
 
-class SimSPI(_Bus):
-    """machine.SPI over simulated devices selected by their chip-select SimPin (active low).
-
-    One transaction is one chip-select frame (CS low … CS high). Inside a frame the
-    bytes written and read are collected and handed to the device when CS rises, so a
-    device sees the whole frame; reads during the frame are answered by the device's
-    `spi_read` for what was sent so far.
-    """
-
-    def __init__(self, clock=None, log=True, baudrate=1000000):
-        super().__init__(clock, log)
-        self.baudrate = baudrate
-        self._selected = None
-        self._mosi = bytearray(64)
-        self._n = 0
-
-    def attach(self, device, cs):
-        cs.watchers.append(self._cs_changed)
-        cs.device = device
-        return device
-
-    def _cs_changed(self, pin, v):
-        if v == 0:
-            self.transactions += 1
-            self._selected = pin.device
-            self._selected.transactions += 1
-            self._n = 0
-        else:
-            dev = self._selected
-            self._selected = None
-            if dev is not None and not dev.faults.absent:
-                dev.spi_end(memoryview(self._mosi)[: self._n])
-            if self.log is not None:
-                self._record(("frame", pin.id, None, bytes(self._mosi[: self._n])))
-
-    def _shift(self, wbuf, rbuf, fill):
-        dev = self._selected
-        n = len(rbuf) if rbuf is not None else len(wbuf)
-        while self._n + n > len(self._mosi):
-            self._mosi.extend(bytes(len(self._mosi)))
-        start = self._n
-        mosi = self._mosi
-        for i in range(n):
-            mosi[start + i] = wbuf[i] if wbuf is not None else fill
-        self._n = start + n
-        if rbuf is None:
-            return
-        if dev is None or dev.faults.absent:
-            for i in range(n):
-                rbuf[i] = 0xFF  # nobody drives MISO: the pull-up reads ones
-            return
-        dev.spi_read(memoryview(mosi)[: start + n], start, rbuf)
-        dev.faults.damage(rbuf)
-
-    def write(self, buf):
-        self._shift(buf, None, 0)
-
-    def readinto(self, buf, write_byte=0):
-        self._shift(None, buf, write_byte)
-
-    def read(self, nbytes, write_byte=0):
-        buf = bytearray(nbytes)
-        self.readinto(buf, write_byte)
-        return bytes(buf)
-
-    def write_readinto(self, wbuf, rbuf):
-        self._shift(wbuf, rbuf, 0)
+# SimSPI (hal/sim/spi.py) and SimUART, SimUARTDevice (hal/sim/uart.py) live in modules of
+# their own, imported the first time one of them is asked for here: a simulated node
+# whose sensors are all on I2C does not carry the other buses' code in its heap
+# (`python -m streetnode.bench.heap`).
+_LAZY = {"SimSPI": "spi", "SimUART": "uart", "SimUARTDevice": "uart"}
 
 
-class SimUARTDevice(SimDevice):
-    """Base of a UART device model: receives what the host writes, emits bytes over time."""
-
-    baudrate = 9600
-
-    def on_rx(self, data):
-        """Bytes the host wrote to the device."""
-
-    def poll(self, out):
-        """Append to bytearray `out` what the device sent up to now (self.elapsed_ms())."""
-
-
-class SimUART(_Bus):
-    """machine.UART wired to one simulated device: write(), read(), readinto(), any().
-
-    The receive buffer is bounded like a board's (rxbuf bytes): bytes that arrive while
-    it is full are lost, as they are on a real UART.
-    """
-
-    def __init__(self, device=None, clock=None, log=True, rxbuf=256, baudrate=9600):
-        super().__init__(clock, log)
-        self.device = device
-        self.baudrate = baudrate
-        self.rxbuf = rxbuf
-        self._rx = bytearray()
-        self._incoming = bytearray()
-        self.overruns = 0
-
-    def _pump(self):
-        dev = self.device
-        if dev is None or dev.faults.absent:
-            return
-        dev.poll(self._incoming)
-        if self._incoming:
-            room = self.rxbuf - len(self._rx)
-            if len(self._incoming) > room:
-                self.overruns += len(self._incoming) - room
-                self._rx.extend(self._incoming[:room])
-            else:
-                self._rx.extend(self._incoming)
-            self._incoming = bytearray()
-
-    def any(self):
-        self._pump()
-        return len(self._rx)
-
-    def read(self, nbytes=None):
-        n = self.any() if nbytes is None else nbytes
-        buf = bytearray(n)
-        got = self.readinto(buf)
-        if got is None:
-            return None  # machine.UART.read() returns None on timeout with nothing read
-        return bytes(buf[:got])
-
-    def readinto(self, buf, nbytes=None):
-        self._pump()
-        n = len(buf) if nbytes is None else min(nbytes, len(buf))
-        n = min(n, len(self._rx))
-        if n == 0:
-            return None
-        for i in range(n):
-            buf[i] = self._rx[i]
-        self._rx = self._rx[n:]
-        self.transactions += 1
-        if self.device is not None:
-            self.device.faults.damage(memoryview(buf)[:n])
-        self._record(("read", None, None, bytes(buf[:n])))
-        return n
-
-    def write(self, buf):
-        self.transactions += 1
-        self._record(("write", None, None, bytes(buf)))
-        dev = self.device
-        if dev is not None and not dev.faults.absent:
-            dev.transactions += 1
-            dev.on_rx(bytes(buf))
-        return len(buf)
-
-    def flush(self):
-        pass
+def __getattr__(name):
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(name)
+    mod = __import__("hal.sim." + where, None, None, (name,))
+    return getattr(mod, name)

@@ -12,7 +12,8 @@
 # from a frame, frames with a bad checksum, a hang that only a power cycle cures, and
 # a frozen sensor that repeats one frame.
 
-from hal.sim.bus import Faults, SimUARTDevice
+from hal.sim.bus import Faults
+from hal.sim.uart import SimUARTDevice
 from hal.sim.environment import Environment
 
 _MAX_BURST = 4096  # bytes generated per poll after a long pause: more would overrun any rxbuf

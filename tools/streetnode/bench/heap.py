@@ -27,7 +27,7 @@ from pathlib import Path
 from streetnode.common import deps, mpy
 from streetnode.bench.harness import DEVICE, render
 from streetnode.common.broker import Broker
-from streetnode.common.build import compile_tree
+from streetnode.common.build import compile_tree, image_heap_bytes, romfs_image
 from streetnode.common.paths import REPO
 
 SCRIPT = DEVICE / "node_heap_micropython.py"
@@ -38,28 +38,6 @@ def size_bytes(text):
     text = text.strip().lower()
     scale = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
     return int(text[:-1] if scale > 1 else text) * scale
-
-
-def romfs_image(tree, dest):
-    """The compiled tree (firmware, drivers, hal, umqtt as .mpy) as a ROMFS image file."""
-    stage = Path(tempfile.mkdtemp(prefix="romfs-"))
-    try:
-        for entry in sorted(Path(tree).iterdir()):
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir():
-                shutil.copytree(entry, stage / entry.name, ignore=shutil.ignore_patterns(".*"))
-            else:
-                shutil.copy2(entry, stage / entry.name)
-        proc = subprocess.run(
-            [sys.executable, "-m", "mpremote", "romfs", "--output", str(dest), "build", str(stage)],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            raise RuntimeError("mpremote romfs build failed: %s" % (proc.stderr or proc.stdout).strip())
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    return Path(dest)
 
 
 def _config(directory, port):
@@ -93,9 +71,7 @@ def run(cycles=10000, heap="96k", mpy_heap="160k", count_heap="512k"):
     try:
         image = romfs_image(tree, work / "firmware.romfs")
         image_size = image.stat().st_size
-        # The image is one bytes object: its size rounded up to the heap's 16-byte
-        # blocks, plus its header.
-        image_heap = -(-image_size // 16) * 16 + 32
+        image_heap = image_heap_bytes(image_size)
         board_heap = size_bytes(heap)
         res = {"cycles": cycles, "image_bytes": image_size}
         with Broker() as broker:
@@ -130,7 +106,7 @@ def smallest(cycles=500, step_k=4, rom_range=(64, 128), mpy_range=(96, 192)):
     probes = []
     try:
         image = romfs_image(tree, work / "firmware.romfs")
-        image_heap = -(-image.stat().st_size // 16) * 16 + 32
+        image_heap = image_heap_bytes(image.stat().st_size)
         out = {"cycles": cycles, "step_k": step_k}
         with Broker() as broker:
             for key, (lo, hi) in (("rom", rom_range), ("mpy", mpy_range)):

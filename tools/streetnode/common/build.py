@@ -86,5 +86,34 @@ def compile_tree(dest=None, lib=None, opt=None):
     return dest
 
 
+def romfs_image(tree, dest):
+    """The compiled tree (firmware, drivers, hal, umqtt as .mpy) as a ROMFS image file."""
+    stage = Path(tempfile.mkdtemp(prefix="romfs-"))
+    try:
+        for entry in sorted(Path(tree).iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                shutil.copytree(entry, stage / entry.name, ignore=shutil.ignore_patterns(".*"))
+            else:
+                shutil.copy2(entry, stage / entry.name)
+        proc = subprocess.run(
+            [sys.executable, "-m", "mpremote", "romfs", "--output", str(dest), "build", str(stage)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise Failure("mpremote romfs build failed: %s" % (proc.stderr or proc.stdout).strip())
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return Path(dest)
+
+
+def image_heap_bytes(image_size):
+    """The heap a ROMFS image takes on the unix port, which has no ROM partition: one
+    bytearray of its size (rounded up to the heap's 16-byte blocks) and its header. A
+    board-sized heap "around the image" is this plus the board's heap."""
+    return -(-image_size // 16) * 16 + 32
+
+
 if __name__ == "__main__":
     script("build", compile_tree)

@@ -121,17 +121,24 @@ def ota_pubkey(path):
     return base64.b64encode(raw).decode()
 
 
-def install_slots(node_dir, bundle_dir, config_text, ca_der=None, image=None):
+# What a slot leaves to the ROMFS image with --romfs: the compiled tree's packages.
+ROMFS_SUPPLIES = ("app/firmware/", "app/drivers/", "app/hal/", "app/lib/")
+
+
+def install_slots(node_dir, bundle_dir, config_text, ca_der=None, image=None, romfs=False):
     """Lay a node's flash out as a board's: the loader at the root, the bundle's app/ in
     slot a/ with the pointer on it, data/config.json (and the CA). A flash that already
     has a slot keeps its firmware (a node resumed on its state, or updated over the air):
-    only the config is written."""
+    only the config is written. romfs: the slot holds only node_main and the board's
+    description; the firmware's packages come from the ROMFS image (firmware/main_unix.py)."""
     files = {}  # path in the flash -> bytes
     has_slot = ("slot" in image.listing()) if image is not None else (Path(node_dir) / "slot").exists()
     if not has_slot:
         bundle_dir = Path(bundle_dir)
         for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file()):
             rel = path.relative_to(bundle_dir).as_posix()
+            if romfs and rel.startswith(ROMFS_SUPPLIES):
+                continue
             if rel.startswith("app/"):
                 files["a/" + rel[4:]] = path.read_bytes()
             elif rel == "manifest.json":
@@ -186,11 +193,12 @@ LOG_TAIL = 8  # lines of a node's log printed when it dies at boot
 
 
 class NodeProcess:
-    def __init__(self, node_id, directory, heap, lib, log):
+    def __init__(self, node_id, directory, heap, lib, log, romfs=None):
         self.node_id = node_id
         self.dir = directory
         self.heap = heap
         self.lib = lib
+        self.romfs = romfs  # the ROMFS image the node runs its firmware from, or None
         self.log = log
         self.proc = None
         self.starts = 0
@@ -210,7 +218,8 @@ class NodeProcess:
         env = dict(os.environ)
         env["MICROPYPATH"] = "%s:.frozen" % self.lib  # the compiled tree only
         self.proc = subprocess.Popen(
-            mpy.command(["-m", "firmware.main_unix", str(self.dir), self.cause], heapsize=self.heap),
+            mpy.command(["-m", "firmware.main_unix", str(self.dir), self.cause] + ([str(self.romfs)] if self.romfs else []),
+                        heapsize=self.heap),
             cwd=REPO,
             env=env,
             stdout=out,
@@ -436,15 +445,23 @@ def run(args, out=sys.stdout):
     summary = {}
     at_start = {}  # node -> (last seq, seqs waiting) on its flash before this run, or None
     try:
-        from streetnode.common.build import compile_tree
+        from streetnode.common.build import compile_tree, image_heap_bytes, romfs_image
 
         lib = compile_tree(lib=deps.device_lib())  # firmware, drivers, hal and umqtt as .mpy
         if args.state_dir:
-            state_dir = Path(args.state_dir)
+            state_dir = Path(args.state_dir).resolve()
         else:
             temp_state = tempfile.mkdtemp(prefix="streetnode-sim-")
             state_dir = Path(temp_state)
         state_dir.mkdir(parents=True, exist_ok=True)
+        romfs = None
+        heap = args.heap
+        if getattr(args, "romfs", False):
+            # As a board with a ROM partition: the bytecode runs in place from the image, and
+            # --heap is the board's heap around it (the unix port holds the image in its heap).
+            romfs = romfs_image(lib, state_dir / ".firmware.romfs")
+            heap = str(args.heap_bytes + image_heap_bytes(romfs.stat().st_size))
+            display.note("firmware from a ROMFS image (%d bytes), %s of heap around it" % (romfs.stat().st_size, args.heap))
         if opts is None:
             tls = None
             if embedded_tls:
@@ -471,11 +488,11 @@ def run(args, out=sys.stdout):
                 at_start[node_id] = _outbox_or_none(d, (d / "flash.img").exists(), display.note)
             else:
                 at_start[node_id] = (0, set())
-            n = NodeProcess(node_id, d, args.heap, lib, out)
+            n = NodeProcess(node_id, d, heap, lib, out, romfs)
             cfg = configs[node_id]
             if pubkey:
                 cfg["ota"] = dict(cfg.get("ota") or {}, pubkeys=[pubkey])
-            _write_config(d, bundle_dir, json.dumps(cfg, indent=1), ca_der, flash_size)
+            _write_config(d, bundle_dir, json.dumps(cfg, indent=1), ca_der, flash_size, romfs is not None)
             if flash_size is not None:
                 sizes[node_id] = (d / "flash.img").stat().st_size
             nodes.append(n)
@@ -587,16 +604,16 @@ def _outbox_or_none(d, image, say):
         return None
 
 
-def _write_config(d, bundle_dir, text, ca_der, flash_size):
+def _write_config(d, bundle_dir, text, ca_der, flash_size, romfs=False):
     """What `streetnode deploy` would copy, written as the sim starts: the loader and the
     firmware in slot a/ (once: a flash that has a slot keeps its firmware, updated over the
     air or not), the node's config (with the sim's --fault and --set in it, so they hold
     for every start of this run; a remote patch_config holds until the sim is started
     again) and its CA (install_slots)."""
     if flash_size is None:
-        install_slots(d, bundle_dir, text, ca_der)
+        install_slots(d, bundle_dir, text, ca_der, romfs=romfs)
         return
     image = FlashImage(d / "flash.img")
     if not image.exists():
         image.format(flash_size)  # a blank board's flash, as the boot scripts format it
-    install_slots(d, bundle_dir, text, ca_der, image=image)
+    install_slots(d, bundle_dir, text, ca_der, image=image, romfs=romfs)

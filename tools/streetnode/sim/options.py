@@ -15,6 +15,9 @@ import re
 from streetnode.common.errors import EXIT_USAGE, Failure
 
 MIN_HEAP = 256 * 1024  # measured: a node dies at boot in 128k (MemoryError), runs in 256k
+# With --romfs the heap is a board's, around the image (the sim's nodes start in about 160k:
+# docs/integrator.md); below this not even the firmware's first imports fit.
+MIN_ROMFS_HEAP = 32 * 1024
 MAX_HEAP = 64 * 1024 * 1024
 _SIZE = re.compile(r"^(\d+)([kKmM]?)$")
 NODE_ID = re.compile(r"^[a-z0-9-]{1,32}$")  # CONTRACT.md section 3
@@ -24,15 +27,15 @@ def _usage(message):
     return Failure(message, EXIT_USAGE)
 
 
-def heap_bytes(text):
+def heap_bytes(text, minimum=MIN_HEAP):
     """'512k' -> 524288, as MicroPython's -X heapsize reads it (bytes, k or m)."""
     m = _SIZE.match(str(text).strip())
     if not m:
         raise _usage("--heap %s: a size is a number of bytes with an optional k or M (e.g. 512k), not %r" % (text, text))
     n = int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
-    if n < MIN_HEAP:
-        raise _usage("--heap %s: a node needs at least %dk (it dies at boot with a MemoryError below that)"
-                     % (text, MIN_HEAP // 1024))  # fmt: skip
+    if n < minimum:
+        raise _usage("--heap %s: a node needs at least %dk%s (it dies at boot with a MemoryError below that)"
+                     % (text, minimum // 1024, " around its ROMFS image" if minimum == MIN_ROMFS_HEAP else ""))  # fmt: skip
     if n > MAX_HEAP:
         raise _usage("--heap %s: at most %dM per node" % (text, MAX_HEAP // (1024 * 1024)))
     return n
@@ -97,7 +100,7 @@ def check(args, node_ids, make_config):
         raise _usage("--nodes must be at least 1, not %d" % args.nodes)
     if args.duration < 0:
         raise _usage("--duration must be 0 (run until stopped) or a number of seconds, not %g" % args.duration)
-    args.heap_bytes = heap_bytes(args.heap)
+    args.heap_bytes = heap_bytes(args.heap, MIN_ROMFS_HEAP if getattr(args, "romfs", False) else MIN_HEAP)
     faults = {}
     for text in getattr(args, "fault", None) or ():
         node, fault = parse_fault(text, node_ids)
