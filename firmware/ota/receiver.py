@@ -29,6 +29,7 @@ import json
 import os
 import struct
 
+from firmware.filehash import sha256_file
 from hal import clock
 
 CHUNK_MAX = 3072  # data bytes per chunk: with the header well under the link's 4096-byte limit
@@ -104,19 +105,6 @@ def _tree_bytes(p):
         else:
             total += max(1, -(-(_size(q) or 0) // _BLOCK)) * _BLOCK
     return total
-
-
-def sha256_file(p):
-    d = hashlib.sha256()
-    b = bytearray(512)
-    m = memoryview(b)
-    with open(p, "rb") as f:
-        while True:
-            n = f.readinto(b)
-            if not n:
-                break
-            d.update(m[:n])
-    return binascii.hexlify(d.digest()).decode()
 
 
 def _read_json(p):
