@@ -46,3 +46,17 @@ def test_ota_benchmark_pushes_confirms_and_samples_the_heap():
     assert 0 < heap["live"] <= heap["peak"] < heap["heap"] and heap["free"] > 0, heap
     text = bench_ota.tables(res, markdown=True)
     assert "| 3. transfer: every file sent" in text and "| OTA state | running |" in text
+
+
+def test_the_heap_bisection_finds_the_boundary_in_steps():
+    from streetnode.bench import harness
+
+    tried = []
+
+    def ok(k):
+        tried.append(k)
+        return k >= 300
+
+    assert harness.smallest(ok, 128, 512, 16) == (304, 288)
+    assert len(tried) <= 5 and all(k % 16 == 0 for k in tried)
+    assert harness.smallest(lambda k: True, 128, 512, 16) == (144, 128)  # lo is taken to fail

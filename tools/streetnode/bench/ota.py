@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+from streetnode.bench import harness
 from streetnode.bench.harness import DEVICE, render
 from streetnode.common import deps, mqtt
 from streetnode.common.broker import Broker
@@ -155,7 +156,7 @@ def _push(opts, release_dir, pub, watch, timeout):
                           as_json=True)  # fmt: skip
     done = time.perf_counter()
     if not result["ok"]:
-        raise RuntimeError("the push did not confirm: %s" % result["nodes"][watch.node])
+        raise RuntimeError("the push did not confirm: %s" % (result["nodes"][watch.node]["reason"],))
     mine = lambda st: st.get("release") == rel.id  # noqa: E731
     receiving = watch.first(checked, lambda st: mine(st) and st.get("state") == "receiving")
     received = watch.first(checked, lambda st: mine(st) and st.get("state") == "verifying" and st.get("progress") == 100)
@@ -191,14 +192,15 @@ def heap_records(log):
     return out
 
 
-def _node_run(work, name, broker, bundle, rel_dir, pub, interval_s, heap, lib, entry, timeout):
-    """One fresh node on `broker`, the release pushed to it; (figures, the node's log)."""
+def _node_run(work, name, broker, bundle, rel_dir, pub, interval_s, heap, lib, entry, timeout, online_s=120):
+    """One fresh node on `broker`, the release pushed to it; (figures, the node's log).
+    RuntimeError when it does not come online, the push fails or a reading is lost."""
     opts = mqtt.BrokerOptions(broker.host, broker.port)
     node = _Node(work, name, bundle, pub, opts, interval_s, heap, lib, entry)
     watch = _Watch(opts, name)
     try:
         node.start()
-        watch.wait(lambda w: w.status.get("state") == "online" and w.states and w.seqs, 120,
+        watch.wait(lambda w: w.status.get("state") == "online" and w.states and w.seqs, online_s,
                    "the node online with its ota/status and a first reading")  # fmt: skip
         figures = _push(opts, rel_dir, pub, watch, timeout)
         seq_at_confirm = max(watch.seqs)
@@ -217,22 +219,62 @@ def _node_run(work, name, broker, bundle, rel_dir, pub, interval_s, heap, lib, e
     return figures, node.log()
 
 
+def _setup(work):
+    """The compiled tree, a fleet key, the running bundle and a signed unix release of the next
+    version in `work`: (lib, running version, bundle dir, release dir, fleet.pub, manifest)."""
+    from streetnode.ota import keys
+    from streetnode.ota import release as relmod
+    from streetnode.technician import bundle as bundlemod
+
+    lib = compile_tree(lib=deps.device_lib())
+    key, pub, _ = keys.new(Path(work) / "keys")
+    running = bundlemod.firmware_version()
+    bundle, _ = bundlemod.make("unix", out=Path(work) / "bundle-unix")
+    rel_dir, manifest = relmod.make("unix", key, Path(work) / "release-unix", bumped(running))
+    return lib, running, bundle, rel_dir, pub, manifest
+
+
+def smallest(interval_s=1.0, step_k=16, lo_k=128, hi_k=512, timeout=180.0):
+    """The smallest heap, in steps of `step_k` KiB, in which a fresh node boots, takes the
+    release and confirms it with every reading arriving: a bisection between lo_k (taken to
+    fail) and hi_k KiB, each probe a whole push. None when even hi_k fails."""
+    work = Path(tempfile.mkdtemp(prefix="bench-ota-min-"))
+    probes = []
+    try:
+        lib, running, bundle, rel_dir, pub, _ = _setup(work)
+        with Broker() as broker:
+
+            def ok(k):
+                try:
+                    _node_run(work, "bench-ota-%dk" % k, broker, bundle, rel_dir, pub, interval_s, "%dk" % k, lib,
+                              ("-m", "firmware.main_unix"), timeout, online_s=60)  # fmt: skip
+                    probes.append((k, True, None))
+                    return True
+                except RuntimeError as e:
+                    probes.append((k, False, str(e)[:200]))
+                    return False
+
+            out = {"step_k": step_k, "broker": broker.kind, "interval_s": interval_s}
+            if not ok(hi_k):
+                out["runs_in_k"] = None
+            else:
+                out["runs_in_k"], out["fails_at_k"] = harness.smallest(ok, lo_k, hi_k, step_k)
+            out["probes"] = probes
+            return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run(interval_s=1.0, heap=HEAP, timeout=600.0, nodelay=True):
     """The figures of one run; nodelay: also the push through a mosquitto with TCP_NODELAY."""
     from streetnode.common.broker import find_mosquitto, free_port
     from streetnode.ota import keys, push
     from streetnode.ota import release as relmod
-    from streetnode.technician import bundle as bundlemod
 
-    lib = compile_tree(lib=deps.device_lib())
     work = Path(tempfile.mkdtemp(prefix="bench-ota-"))
     try:
-        key, pub, _ = keys.new(work / "keys")
-        running = bundlemod.firmware_version()
-        version = bumped(running)
-        bundle, _ = bundlemod.make("unix", out=work / "bundle-unix")
-        rel_dir, manifest = relmod.make("unix", key, work / "release-unix", version)
-        esp_dir, esp = relmod.make("esp32", key, work / "release-esp32", version)
+        lib, running, bundle, rel_dir, pub, manifest = _setup(work)
+        esp_dir, esp = relmod.make("esp32", work / "keys" / keys.KEY_FILE, work / "release-esp32", bumped(running))
         unix_files = {f["path"]: f["sha256"] for f in manifest["files"]}
         same = [f for f in esp["files"] if unix_files.get(f["path"]) == f["sha256"]]
         sizes = [f["size"] for f in manifest["files"]]
@@ -337,9 +379,29 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, default=600.0, help="seconds a push may take before it fails (600)")
     p.add_argument("--markdown", action="store_true", help="the tables as Markdown (for docs/benchmarks.md)")
     p.add_argument("--json", action="store_true", help="the raw figures as JSON")
+    p.add_argument("--smallest", action="store_true",
+                   help="instead: bisect the smallest heap (16 KiB steps, 128k to 512k) a node takes the update in")
     args = p.parse_args(argv)
     if args.interval <= 0 or args.timeout <= 0:
         p.error("--interval and --timeout must be positive")
+    if args.smallest:
+        m = smallest(args.interval, timeout=min(args.timeout, 180.0))
+        if args.json:
+            print(json.dumps(m, indent=1, sort_keys=True))
+            return 0
+        row = ["%d KiB" % m["runs_in_k"], "%d KiB" % m["fails_at_k"]] if m["runs_in_k"] else ["more than 512 KiB", "-"]
+        tried = ", ".join("%dk %s" % (k, "ran" if good else "failed") for k, good, _ in m["probes"])
+        notes = ["a fresh sim node per probe, booted in that -X heapsize, the unix release pushed to it as in the table "
+                 "above: it runs when the node confirms the new version and every reading arrives; bisection in %d KiB "
+                 "steps (probes: %s); the 64-bit unix port, whose objects are about twice a 32-bit board's"
+                 % (m["step_k"], tried)]  # fmt: skip
+        failed = [(k, why) for k, good, why in m["probes"] if not good]
+        if failed:
+            k, why = max(failed)
+            notes.append("at %dk: %s" % (k, why))
+        print(render("The smallest heap a node takes an update in", ["takes the update in", "does not"], [row], notes,
+                     [], args.markdown, left=lambda i, n: False))  # fmt: skip
+        return 0 if m["runs_in_k"] else 1
     try:
         res = run(args.interval, args.heap, args.timeout)
     except RuntimeError as e:
