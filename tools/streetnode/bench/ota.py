@@ -14,7 +14,8 @@ rollout, against a real broker on loopback started for the run:
   is given (--heap, the sim's 512k by default);
 - every reading taken meanwhile arrives (seq continuous).
 
-    python -m streetnode.bench.ota [--interval 1] [--heap 512k] [--markdown]
+    python -m streetnode.bench.ota [--interval 1] [--heap 512k] [--markdown] [--update docs/benchmarks.md]
+    python -m streetnode.bench.ota --smallest [--markdown]   # the smallest heap that takes the update
 
 The node pushed to is a unix-sim node, so the release pushed is `streetnode release
 --target unix`: the esp32 release's files byte for byte (bytecode .mpy is the same for
