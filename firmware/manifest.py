@@ -18,7 +18,7 @@ require("firmware.ota")
 package(
     "firmware",
     files=(
-        "__init__.py", "atomic.py", "backoff.py", "commands.py", "logs.py", "mqtt.py", "mqtt_umqtt.py", "net.py", "node.py",
+        "__init__.py", "atomic.py", "backoff.py", "commands.py", "filehash.py", "logs.py", "mqtt.py", "mqtt_umqtt.py", "net.py", "node.py",
         "outbox.py",
         "payloads.py", "sensors.py", "state.py", "version.py",
     ),

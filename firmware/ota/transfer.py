@@ -9,6 +9,7 @@ import json
 import os
 import struct
 
+from firmware.filehash import sha256_file
 from firmware.ota.receiver import CHUNK_MAX, MANIFEST, _mkdirs, _remove, _write_json
 
 _HEADER = ">8sHI"
@@ -56,19 +57,6 @@ def _tree_bytes(p):
         else:
             total += max(1, -(-(_size(q) or 0) // _BLOCK)) * _BLOCK
     return total
-
-
-def sha256_file(p):
-    d = hashlib.sha256()
-    b = bytearray(512)
-    m = memoryview(b)
-    with open(p, "rb") as f:
-        while True:
-            n = f.readinto(b)
-            if not n:
-                break
-            d.update(m[:n])
-    return binascii.hexlify(d.digest()).decode()
 
 
 def offer(r, payload):

@@ -64,3 +64,16 @@ def figure(value):
     if isinstance(value, float) and not math.isclose(value, round(value)):
         return "%.1f" % value
     return "%d" % round(value)
+
+
+def smallest(ok, lo, hi, step):
+    """The smallest size from lo + step to hi, in steps of `step`, for which ok(size) holds,
+    by bisection, with ok(lo) taken to fail and ok(hi) to hold (the caller probes hi):
+    (smallest size that ran, the size under it that failed or lo)."""
+    while hi - lo > step:
+        mid = lo + ((hi - lo) // 2 // step) * step or lo + step
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi, lo

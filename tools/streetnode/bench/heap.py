@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from streetnode.common import deps, mpy
+from streetnode.bench import harness
 from streetnode.bench.harness import DEVICE, render
 from streetnode.common.broker import Broker
 from streetnode.common.build import compile_tree, image_heap_bytes, romfs_image
@@ -126,15 +127,7 @@ def smallest(cycles=500, step_k=4, rom_range=(64, 128), mpy_range=(96, 192)):
                 if not ok(hi):
                     out[key] = None
                     continue
-                # invariant: hi runs, lo does not (or is the floor)
-                while hi - lo > step_k:
-                    mid = lo + ((hi - lo) // 2 // step_k) * step_k or lo + step_k
-                    if ok(mid):
-                        hi = mid
-                    else:
-                        lo = mid
-                out[key] = hi
-                out[key + "_fails_at"] = lo
+                out[key], out[key + "_fails_at"] = harness.smallest(ok, lo, hi, step_k)
         out["probes"] = probes
         return out
     finally:

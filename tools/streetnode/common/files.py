@@ -1,6 +1,7 @@
 """Files the host tool writes: atomically, with their permissions set before they hold anything."""
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -36,3 +37,16 @@ def write_atomic(path, data, mode=0o644):
         pass
     finally:
         os.close(dfd)
+
+
+def replace_dir(stage, out):
+    """Put the complete directory `stage` in the place of `out` (beside it, on the same file
+    system): `out` is renamed aside, `stage` renamed to `out`, then the old one removed."""
+    stage, out = Path(stage), Path(out)
+    if not out.exists():
+        os.rename(stage, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=".old-", dir=str(out.parent)))
+    os.rename(out, old / out.name)
+    os.rename(stage, out)
+    shutil.rmtree(old, ignore_errors=True)

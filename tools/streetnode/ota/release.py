@@ -34,6 +34,7 @@ import tempfile
 from pathlib import Path
 
 from streetnode.common.errors import EXIT_INPUT, EXIT_KEY, EXIT_USAGE, EXIT_VERIFY, Failure
+from streetnode.common.files import replace_dir
 from streetnode.common.paths import REPO, device_code
 from streetnode.ota import keys
 from streetnode.technician import bundle
@@ -74,12 +75,6 @@ def made_time(env=None):
             raise Failure("no SOURCE_DATE_EPOCH and no git commit to take the release's time from; "
                           "set SOURCE_DATE_EPOCH (seconds since 1970)", EXIT_USAGE) from None  # fmt: skip
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def loader_version():
-    ns = {}
-    exec((REPO / "firmware" / "version.py").read_text(), ns)
-    return ns["LOADER"]
 
 
 def check_version(text):
@@ -129,19 +124,13 @@ def make(target, key_path, out, version=None, allow_downgrade=False, env=None):
         for path, src in sorted(slot_files(stage / BUNDLE).items()):
             data = src.read_bytes()
             files.append({"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-        manifest = {"format": _device().FORMAT, "version": version, "target": target, "loader": loader_version(),
+        manifest = {"format": _device().FORMAT, "version": version, "target": target, "loader": bundle.loader_needed(),
                     "made": made, "allow_downgrade": bool(allow_downgrade), "files": files}  # fmt: skip
         data = manifest_bytes(manifest)
         _device().parse(data)  # what the node will check: fail here, not on a lamp post
         (stage / MANIFEST).write_bytes(data)
         (stage / SIGNATURE).write_bytes(key.sign(data))
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=".old-", dir=str(out.parent)))
-            os.rename(out, old / "r")
-            os.rename(stage, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(stage, out)
+        replace_dir(stage, out)
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)

@@ -193,13 +193,16 @@ LOG_TAIL = 8  # lines of a node's log printed when it dies at boot
 
 
 class NodeProcess:
-    def __init__(self, node_id, directory, heap, lib, log, romfs=None):
+    def __init__(self, node_id, directory, heap, lib, log, romfs=None, entry=("-m", "firmware.main_unix")):
+        """entry: what MicroPython runs, before the directory and the reset cause (a
+        benchmark's own boot script in place of firmware/main_unix.py)."""
         self.node_id = node_id
         self.dir = directory
         self.heap = heap
         self.lib = lib
         self.romfs = romfs  # the ROMFS image the node runs its firmware from, or None
         self.log = log
+        self.entry = list(entry)
         self.proc = None
         self.starts = 0
         self.restart_at = None
@@ -218,7 +221,7 @@ class NodeProcess:
         env = dict(os.environ)
         env["MICROPYPATH"] = "%s:.frozen" % self.lib  # the compiled tree only
         self.proc = subprocess.Popen(
-            mpy.command(["-m", "firmware.main_unix", str(self.dir), self.cause] + ([str(self.romfs)] if self.romfs else []),
+            mpy.command(self.entry + [str(self.dir), self.cause] + ([str(self.romfs)] if self.romfs else []),
                         heapsize=self.heap),
             cwd=REPO,
             env=env,

@@ -22,7 +22,6 @@ manifest is written with sorted keys.
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from streetnode.common import build, deps
 from streetnode.common.errors import Failure
+from streetnode.common.files import replace_dir
 from streetnode.common.paths import REPO
 from streetnode.common.paths import device_code
 from streetnode.technician import manifests
@@ -52,19 +52,22 @@ PARTS = ("firmware", "drivers", "hal", "deps", "board")
 LOADERS = ("loader.py", "boot.py", "main.py")  # the board root's loader, in the order deploy writes them
 
 
-def loader_version():
-    """LOADER_VERSION of technician/board/loader.py (what a release's manifest "loader" names)."""
-    import re
-
-    m = re.search(r"^LOADER_VERSION = (\d+)$", (BOARD_DIR / "loader.py").read_text(), re.M)
-    return int(m.group(1))
-
-
-def firmware_version():
+def _versions():
     # firmware/version.py is device code; read it without importing the package's state.
     ns = {}
     exec((REPO / "firmware" / "version.py").read_text(), ns)
-    return ns["FW_VERSION"]
+    return ns
+
+
+def firmware_version():
+    """FW_VERSION of firmware/version.py: the version a bundle carries unless told another."""
+    return _versions()["FW_VERSION"]
+
+
+def loader_needed():
+    """LOADER of firmware/version.py: the boot loader version the firmware needs (a release's
+    manifest names it as "loader"; a node whose loader.py LOADER_VERSION is lower refuses)."""
+    return _versions()["LOADER"]
 
 
 def contents(target, lib=None):
@@ -174,13 +177,7 @@ def make(target, out=None, lib=None, version=None):
             "files": files,
         }
         (stage / MANIFEST).write_bytes(_json_bytes(manifest))
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=".old-", dir=str(out.parent)))
-            os.rename(out, old / "b")
-            os.rename(stage, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(stage, out)
+        replace_dir(stage, out)
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)

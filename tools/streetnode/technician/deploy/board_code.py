@@ -1,20 +1,13 @@
 """Code that runs on the board, sent through the raw REPL as text: MicroPython, not the host's
 Python (os.ilistdir, 512-byte buffers reused, no exceptions beyond OSError). HELPERS is
-executed once per connection; the rest are one-shot statements that call it."""
+executed once per connection; the rest are one-shot statements that call it. The file hash
+is the firmware's own (firmware/filehash.py, sent as source: the board may have none yet)."""
 
-HELPERS = """\
-import os, hashlib, binascii, json
-def _h(p):
-    d = hashlib.sha256()
-    b = bytearray(512)
-    m = memoryview(b)
-    with open(p, 'rb') as f:
-        while True:
-            n = f.readinto(b)
-            if not n:
-                break
-            d.update(m[:n])
-    return binascii.hexlify(d.digest()).decode()
+from streetnode.common.paths import REPO
+
+HELPERS = (REPO / "firmware" / "filehash.py").read_text() + """\
+import os, json
+_h = sha256_file
 def _walk(p, out, sizes):
     for e in os.ilistdir(p):
         q = p + '/' + e[0]
