@@ -124,6 +124,22 @@ class BridgeProc:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def bridge_status(broker, name="bridge"):
+    """The bridge's retained status message."""
+    got = {}
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.on_message = lambda cl, u, m: got.setdefault("s", json.loads(m.payload))
+    c.connect(broker.host, broker.port)
+    c.subscribe("streetnode/_bridge/%s/status" % name, qos=1)
+    c.loop_start()
+    try:
+        wait_for(lambda: "s" in got, 15, "the bridge's retained status")
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    return got["s"]
+
+
 def wait_for(cond, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

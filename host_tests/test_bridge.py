@@ -10,8 +10,8 @@ import time
 import pytest
 import requests
 
-from host_tests.bridgekit import (T0, BridgeProc, Feeder, Publisher, get_all, observations, seq_counts, unix, values,
-                                  wait_for)  # fmt: skip
+from host_tests.bridgekit import (T0, BridgeProc, Feeder, Publisher, bridge_status, get_all, observations, seq_counts,
+                                  unix, values, wait_for)  # fmt: skip
 from streetnode.common.broker import Broker, find_mosquitto
 
 pytest.importorskip("sensorthings", reason="django-ogc-sensorthings is in the test extra")
@@ -313,24 +313,6 @@ def test_redelivered_readings_and_a_lost_state_directory_count_nothing_twice(bro
         assert len(fois) == 1
     finally:
         bridge.stop()
-
-
-def bridge_status(broker, name):
-    """The bridge's retained status message."""
-    import paho.mqtt.client as mqtt
-
-    got = {}
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    c.on_message = lambda cl, u, m: got.setdefault("s", json.loads(m.payload))
-    c.connect(broker.host, broker.port)
-    c.subscribe("streetnode/_bridge/%s/status" % name, qos=1)
-    c.loop_start()
-    try:
-        wait_for(lambda: "s" in got, 15, "the bridge's retained status")
-    finally:
-        c.loop_stop()
-        c.disconnect()
-    return got["s"]
 
 
 def test_server_answers_for_the_report(sta):

@@ -47,6 +47,16 @@ HA_STATUS = "homeassistant/status"
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 60.0
 EXIT_CONFIG = 4
+# glibc's malloc arenas for the bridge process (MALLOC_ARENA_MAX in the systemd unit; the
+# benchmark runs the bridge with it too). See docs/integrator.md, "The bridge, measured".
+MALLOC_ARENA_MAX = 2
+# Messages held in memory unacknowledged. A broker should send no more than its in-flight
+# window (mosquitto's max_inflight_messages, 20), but mosquitto 2.0.11 (Debian 12's) sends
+# 20 more for every PUBACK, so a backlog (a fleet draining its outboxes, a target that was
+# down) would all come into the bridge's memory: 15,000 messages, +120 MiB, in the benchmark.
+# Past this many the bridge leaves a message unacknowledged at the broker, which keeps it,
+# and reconnects once it has handled what it holds: the broker then sends those again.
+MAX_HELD = 1000
 
 
 def default_state_dir():
@@ -104,7 +114,7 @@ class Counters:
 
 class Bridge:
     def __init__(self, opts, targets, register=None, state_dir=None, prefix="streetnode", name="bridge",
-                 batch=None, max_batch=200, status_every=60.0, logger=log):  # fmt: skip
+                 batch=None, max_batch=200, status_every=60.0, logger=log, max_held=MAX_HELD):  # fmt: skip
         self.opts = opts
         self.spec = targets
         self.register = register or {}
@@ -119,6 +129,9 @@ class Bridge:
         self.log = logger
         self.stop_event = threading.Event()
         self.inbox = queue.Queue()
+        self.max_held = max(1, max_held)
+        self._left = 0  # messages of this connection left unacknowledged at the broker (MAX_HELD)
+        self.left_at_broker = 0
         self._generation = 0
         self.targets = []
         self.client = None
@@ -132,7 +145,25 @@ class Bridge:
             client.subscribe(HA_STATUS, qos=1)
 
     def _on_message(self, client, userdata, msg):
+        if msg.topic != HA_STATUS and self.inbox.qsize() >= self.max_held:
+            if msg.qos > 0:  # not acknowledged: the broker keeps it for the next connection
+                self._left += 1
+            return
         self.inbox.put((self._generation, msg))
+
+    def _fetch_again(self):
+        """Messages were left at the broker (MAX_HELD): everything held is handled and
+        acknowledged, so disconnect (the acks go first) and connect again; the broker sends
+        what it still holds for the session, the left messages among it."""
+        n, self._left = self._left, 0
+        self.left_at_broker += n
+        self.log("%d messages past the %d held were left unacknowledged at the broker (it sent past its "
+                 "in-flight window); connecting again to have them sent" % (n, self.max_held))  # fmt: skip
+        c = self.client
+        c.disconnect()
+        c.loop_stop()
+        c.connect_async(c.host, c.port, c.keepalive)
+        c.loop_start()  # paho connects (retrying) in its thread; on_connect subscribes again
 
     def start(self):
         try:
@@ -175,6 +206,8 @@ class Bridge:
                 batch = self._take()
                 if batch:
                     self._handle(batch)
+                if self._left and self.inbox.empty() and not self.stop_event.is_set():
+                    self._fetch_again()
                 if time.monotonic() >= next_status:
                     self.report()
                     next_status = time.monotonic() + self.status_every
@@ -197,7 +230,6 @@ class Bridge:
     def _handle(self, batch):
         readings = []
         seen = set()
-        redelivered = set()
         for _, msg in batch:
             topic = msg.topic
             if topic == HA_STATUS:
@@ -220,8 +252,6 @@ class Bridge:
                     self.counters.duplicates += 1
                     continue
                 seen.add(r.key)
-                if msg.dup:
-                    redelivered.add(r.key)
                 readings.append(r)
                 continue
             for kind in ("status", "health"):
@@ -236,21 +266,27 @@ class Bridge:
                                 self.log("%s: %s (tried again with the next %s)" % (t.name, e, kind))
                     break
         for t in self.targets:
-            if not self._deliver(t, readings, redelivered):
+            if not self._deliver(t, readings):
                 return  # stopping: nothing acknowledged, the broker sends it all again
         self.state.save()
         for generation, msg in batch:
             if msg.qos > 0 and generation == self._generation:
                 self.client.ack(msg.mid, msg.qos)
 
-    def _deliver(self, t, readings, redelivered):
-        """Hand `readings` to target t until it took or refused each; False when stopping."""
+    def _deliver(self, t, readings):
+        """Hand `readings` to target t until it took or refused each; False when stopping.
+
+        Which may be at the target already is the state's to say, not the message's DUP
+        flag: every send is in state.json before it goes out, so a reading of a node the state
+        knows that is neither done nor sent never reached the target from this state. A DUP
+        says only that the broker sent it before, e.g. to this bridge when it left it at the
+        broker (MAX_HELD): looking those up would cost a request per Datastream each time."""
         todo = [r for r in readings if not self.state.is_done(t.name, r.node, r.seq)]
         if len(todo) < len(readings):
             self.counters.duplicates += len(readings) - len(todo)
         if not todo and not getattr(t, "resend_all", False):
             return True
-        uncertain = {r.key for r in todo if r.key in redelivered or self.state.is_uncertain(t.name, r.node, r.seq)}
+        uncertain = {r.key for r in todo if self.state.is_uncertain(t.name, r.node, r.seq)}
         delay = BACKOFF_MIN_S
         down_since = None
         last_log = 0.0
@@ -299,7 +335,7 @@ class Bridge:
 
     def status(self):
         return dict(self.counters.as_dict(), state="online", client_id=self.client_id, uptime_s=int(time.time() - self.started),
-                    backlog=self.inbox.qsize())  # fmt: skip
+                    backlog=self.inbox.qsize(), left_at_broker=self.left_at_broker + self._left)  # fmt: skip
 
     def report(self):
         s = self.status()
@@ -345,7 +381,8 @@ def _bridge_from_args(args):
         raise Failure("--to sensor-community pushes only the nodes the register opts in (column sensor_community); "
                       "no node in %s has one" % (args.register or "(no --register)"), EXIT_CONFIG)  # fmt: skip
     batch = {"auto": None, "on": True, "off": False}[args.batch]
-    return Bridge(opts, targets, reg, args.state_dir, args.prefix, args.name, batch, args.max_batch, args.status_every)
+    return Bridge(opts, targets, reg, args.state_dir, args.prefix, args.name, batch, args.max_batch, args.status_every,
+                  max_held=args.max_held)  # fmt: skip
 
 
 UNIT_TEMPLATE = """\
@@ -363,6 +400,7 @@ Type=simple
 User={user}
 Group={user}
 ExecStart={exec_start}
+Environment=MALLOC_ARENA_MAX={arena_max}
 StateDirectory={state_name}
 StateDirectoryMode=0700
 Restart=always
@@ -400,7 +438,7 @@ def unit_argv(argv):
 
 def unit_text(argv, python=None, user=DEFAULT_USER, state_dir=STATE_DIR):
     cmd = [python or sys.executable, "-I", "-u", "-m", "streetnode.integrator.bridge"] + unit_argv(argv) + ["--state-dir", state_dir]
-    return UNIT_TEMPLATE.format(exec_start=shlex.join(cmd), user=user, state_dir=state_dir,
+    return UNIT_TEMPLATE.format(exec_start=shlex.join(cmd), user=user, state_dir=state_dir, arena_max=MALLOC_ARENA_MAX,
                                 state_name=state_dir.rstrip("/").split("/")[-1])  # fmt: skip
 
 
@@ -462,6 +500,9 @@ def add_arguments(p):
     p.add_argument("--batch", choices=("auto", "on", "off"), default="auto", help="SensorThings: many observations "
                    "per request with the DataArray extension (auto: when the server declares it)")  # fmt: skip
     p.add_argument("--max-batch", type=int, default=200, metavar="N", help="messages handled per round (default 200)")
+    p.add_argument("--max-held", type=int, default=MAX_HELD, metavar="N", help="messages held in memory "
+                   "unacknowledged (default %d); past them a message stays at the broker, which sends it "
+                   "again when the bridge reconnects" % MAX_HELD)  # fmt: skip
     p.add_argument("--status-every", type=float, default=60.0, metavar="SECONDS", help="status line and retained "
                    "status message interval (default 60)")  # fmt: skip
     p.add_argument("--unit", action="store_true", help="print a systemd unit that runs the bridge with these arguments")

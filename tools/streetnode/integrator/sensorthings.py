@@ -15,8 +15,9 @@ sensor gets its Datastream when its first value arrives.
 
 Observations go out as the DataArray extension's CreateObservations (one request per batch)
 when the server declares the data-array conformance class, else one POST each; `batch=False`
-forces the latter. A redelivered reading is looked up first ($filter on parameters/node and
-parameters/seq) and not created twice.
+forces the latter. A reading that may be at the server already (the delivery state says
+so: sent without an answer, or of a node it does not know) is looked up first ($filter on
+parameters/node and parameters/seq) and not created twice.
 """
 
 import datetime
