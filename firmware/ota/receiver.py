@@ -108,6 +108,9 @@ class Receiver:
         self._rx = None  # the transfer's persisted state (data/ota/rx.json)
         self._verify_at = None  # index of the next file to check once more
         self._published = None  # the status last published (a change publishes again)
+        # Something may have changed the status since it was last compared: only then is it
+        # serialized again, so an idle pass of the loop allocates nothing here.
+        self._dirty = True
         self._status_qos = 1
         self._connected = False
         self._boot_published = 0
@@ -128,6 +131,7 @@ class Receiver:
         return FW_VERSION
 
     def _set(self, state, reason=None, **kw):
+        self._dirty = True
         st = self.status
         st["state"] = state
         st["reason"] = reason
@@ -178,6 +182,7 @@ class Receiver:
     # -- messages from the link
 
     def on_message(self, sub, payload):
+        self._dirty = True  # the transfer's steps change the status in place
         try:
             if sub == "ota/offer":
                 self._transfer().offer(self, payload)
@@ -211,12 +216,13 @@ class Receiver:
 
     def _republish(self):
         self._published = None
+        self._dirty = True
 
     # -- the loop
 
     def busy(self):
         """True while there is work for the next pass (the final check, a status to send)."""
-        return self._verify_at is not None or (self._connected and self._published != self._status_text())
+        return self._verify_at is not None or (self._connected and self._dirty)
 
     def _status_text(self):
         st = self.status
@@ -240,17 +246,23 @@ class Receiver:
             self._connected = True
             self._published = None  # a new session: say where we stand
             self._status_qos = 1
+            self._dirty = True
         if self._verify_at is not None:
+            self._dirty = True
             try:
                 self._transfer().verify_step(self)
             except Exception as e:  # noqa: BLE001
                 self._reject("%s: %s" % (type(e).__name__, e))
             self._transfer_done()
+        if not self._dirty:
+            return
         text = self._status_text()
-        if text != self._published:
-            if link.publish("ota/status", text, self._status_qos, True):
-                self._published = text
-                self._status_qos = 1
+        if text == self._published:
+            self._dirty = False
+        elif link.publish("ota/status", text, self._status_qos, True):
+            self._published = text
+            self._status_qos = 1
+            self._dirty = False
 
     def _trial(self, now):
         node = self.node
