@@ -33,7 +33,7 @@ from streetnode.common import deps
 from streetnode.common import mqtt as common_mqtt
 from streetnode.common.broker import Broker
 from streetnode.common.build import compile_tree
-from streetnode.sim.fleet import NodeProcess, available_sensors, node_config
+from streetnode.sim.fleet import NodeProcess, available_sensors, node_config, node_outbox
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -64,6 +64,26 @@ def process_counters(pid):
     return cpu, vol, invol
 
 
+def _rss_kib(pid):
+    """VmRSS of a process in KiB (0 when it is gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _mem_total_kib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1])
+    return 0
+
+
 def parse_strace_summary(text):
     """`strace -c` output -> ({syscall: calls}, total calls)."""
     calls = {}
@@ -89,6 +109,7 @@ class _Watcher:
         self.lock = threading.Lock()
         self.online = set()
         self.data = {}
+        self.seqs = {}  # node -> seqs received
         self.results = {}
         opts = common_mqtt.BrokerOptions(broker.host, broker.port)
         self.client = common_mqtt.connect(opts, "bench-idle-%d" % os.getpid(), on_message=self._msg,
@@ -107,6 +128,8 @@ class _Watcher:
                 self.online.add(node)
             elif msg.topic.endswith("/data"):
                 self.data[node] = self.data.get(node, 0) + 1
+                if type(body.get("seq")) is int:
+                    self.seqs.setdefault(node, set()).add(body["seq"])
             elif msg.topic.endswith("/cmd/result"):
                 self.results.setdefault(body.get("id"), t)
 
@@ -169,10 +192,15 @@ def run(nodes=1, duration=30.0, interval=3600, use_strace=False, commands=10, he
                 tracer = subprocess.Popen(["strace", "-c", "-f", "-p", str(procs[0].proc.pid)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
                 time.sleep(0.5)  # attached
+            bpid = broker.proc.pid if getattr(broker, "proc", None) is not None else None  # mosquitto
+            b0 = process_counters(bpid) if bpid else None
             before = [process_counters(p.proc.pid) for p in procs]
             t0 = time.monotonic()
             time.sleep(duration)
             after = [process_counters(p.proc.pid) for p in procs]
+            res["rss_mib_per_node"] = round(sum(_rss_kib(p.proc.pid) for p in procs) / nodes / 1024, 1)
+            if b0 is not None:
+                res["broker_cpu_percent_of_a_core"] = round((process_counters(bpid)[0] - b0[0]) / duration * 100, 2)
             dt = time.monotonic() - t0
             if tracer is not None:
                 tracer.send_signal(2)  # SIGINT: strace prints its summary and detaches
@@ -184,7 +212,7 @@ def run(nodes=1, duration=30.0, interval=3600, use_strace=False, commands=10, he
             vol = sum(a[1] - b[1] for a, b in zip(after, before))
             invol = sum(a[2] - b[2] for a, b in zip(after, before))
             res["cpu_s_per_node_hour"] = round(cpu / nodes / dt * 3600, 2)
-            res["cpu_resolution_s_per_node_hour"] = round(1.0 / _TICKS / nodes / dt * 3600, 2)  # one clock tick
+            res["cpu_resolution_s_per_node_hour"] = float("%.2g" % (1.0 / _TICKS / nodes / dt * 3600))  # one clock tick
             res["cpu_percent_of_a_core_all_nodes"] = round(cpu / dt * 100, 2)
             res["wakeups_per_node_s"] = round(vol / nodes / dt, 2)
             res["preempted_per_node_s"] = round(invol / nodes / dt, 2)
@@ -196,16 +224,31 @@ def run(nodes=1, duration=30.0, interval=3600, use_strace=False, commands=10, he
                 if rtts:
                     res["cmd_rtt_ms_median"] = round(statistics.median(rtts), 1)
                     res["cmd_rtt_ms_max"] = round(max(rtts), 1)
-            watch.close()
             for p in procs:
                 p.stop()
             procs = []
+            watch.wait(lambda: False, 2)  # what left the nodes before they stopped arrives
+            watch.close()
+            res.update(_count(work, names, watch))
     finally:
         for p in procs:
             p.stop()
         shutil.rmtree(work, ignore_errors=True)
     res["load_after"] = os.getloadavg()[0]
     return res
+
+
+def _count(work, names, watch):
+    """Every node's readings counted against what it committed on its flash (its outbox,
+    read after it stopped): missing = committed, never received, and no longer waiting."""
+    committed = missing = queued = 0
+    for n in names:
+        last, waiting = node_outbox(work / n, image=False, where="outbox")  # no slots: outbox/ at its root
+        got = watch.seqs.get(n, set())
+        committed += last
+        queued += len(waiting - got)
+        missing += sum(1 for s in range(1, last + 1) if s not in got and s not in waiting)
+    return {"committed": committed, "missing": missing, "queued": queued}
 
 
 def markdown(res):
@@ -215,9 +258,17 @@ def markdown(res):
         ("CPU seconds per node-hour (one clock tick in the window: %s)" % res["cpu_resolution_s_per_node_hour"],
          "%s" % res["cpu_s_per_node_hour"]),
         ("CPU of one core, all %d node(s) together" % n, "%s %%" % res["cpu_percent_of_a_core_all_nodes"]),
+    ]
+    if "broker_cpu_percent_of_a_core" in res:
+        rows.append(("CPU of one core, the broker", "%s %%" % res["broker_cpu_percent_of_a_core"]))
+    rows += [
         ("wake-ups per node per second (voluntary context switches)", "%s" % res["wakeups_per_node_s"]),
         ("preemptions per node per second (involuntary)", "%s" % res["preempted_per_node_s"]),
         ("readings published in the window", "%s" % res["readings_in_window"]),
+        ("memory per node process (VmRSS, mean; the interpreter runs inside a CPython process)",
+         "%s MiB" % res["rss_mib_per_node"]),
+        ("readings committed, missing, still queued (every node's outbox read after the run)",
+         "%d, %d, %d" % (res["committed"], res["missing"], res["queued"])),
     ]
     if "strace_node1" in res:
         st = res["strace_node1"]
@@ -227,6 +278,13 @@ def markdown(res):
         rtt = ("%s ms (%s ms)" % (res["cmd_rtt_ms_median"], res["cmd_rtt_ms_max"])) if "cmd_rtt_ms_median" in res else "-"
         rows.append(("command to its result, median (max); %s answered" % res["cmd_answered"], rtt))
     rows.append(("load average before, after", "%.1f, %.1f" % (res["load_before"], res["load_after"])))
+    cores = os.cpu_count() or 1
+    per_node = res["cpu_percent_of_a_core_all_nodes"] / n + res.get("broker_cpu_percent_of_a_core", 0) / n
+    by_cpu = int(cores * 100 / per_node) if per_node > 0 else None
+    by_mem = int(_mem_total_kib() / 1024 / res["rss_mib_per_node"]) if res["rss_mib_per_node"] else None
+    rows.append(("nodes this machine carries at this interval (%d cores, %d MiB): by CPU (nodes and broker), "
+                 "by memory" % (cores, _mem_total_kib() // 1024),
+                 "%s, %s" % (by_cpu if by_cpu is not None else "-", by_mem if by_mem is not None else "-")))  # fmt: skip
     head = "%d idle sim node(s), interval %g s, watched %g s, broker %s" % (n, res["interval_s"], res["window_s"],
                                                                         res["broker"])  # fmt: skip
     lines = ["| %s | |" % head, "| --- | ---: |"] + ["| %s | %s |" % r for r in rows]

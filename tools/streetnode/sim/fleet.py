@@ -169,16 +169,17 @@ def available_sensors():
 OUTBOX_DIR = "data/outbox"  # a node's outbox on its flash (the board's layout: data/ beside the slots)
 
 
-def node_outbox(node_dir, image=True):
+def node_outbox(node_dir, image=True, where=OUTBOX_DIR):
     """(the highest seq the node ever committed, the set of seqs still waiting in its outbox)
     from its flash, read on CPython with the firmware's own Outbox (a copy of the folder for
     a LittleFS image; never while the node runs); (0, set()) for a flash with no outbox yet.
+    where: the outbox's folder on the flash (a node without slots keeps it at "outbox").
     An outbox that cannot be read raises (OSError, ValueError, FlashError)."""
     from firmware.outbox import Outbox
 
     node_dir = Path(node_dir)
     if not image:
-        folder = node_dir / OUTBOX_DIR
+        folder = node_dir / where
         if not (folder / "state").exists() and not any(folder.glob("*.seg")):
             return 0, set()
         box = Outbox(str(folder))
