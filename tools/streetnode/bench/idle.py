@@ -33,7 +33,7 @@ from streetnode.common import deps
 from streetnode.common import mqtt as common_mqtt
 from streetnode.common.broker import Broker
 from streetnode.common.build import compile_tree
-from streetnode.sim.fleet import NodeProcess, available_sensors, node_config, node_outbox
+from streetnode.sim.fleet import NodeProcess, available_sensors, delivery, node_config, node_outbox
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -244,10 +244,8 @@ def _count(work, names, watch):
     committed = missing = queued = 0
     for n in names:
         last, waiting = node_outbox(work / n, image=False, where="outbox")  # no slots: outbox/ at its root
-        got = watch.seqs.get(n, set())
-        committed += last
-        queued += len(waiting - got)
-        missing += sum(1 for s in range(1, last + 1) if s not in got and s not in waiting)
+        c, q, m = delivery(set(range(1, last + 1)), waiting, watch.seqs.get(n, set()))  # a fresh node: seq 1 on
+        committed, queued, missing = committed + c, queued + q, missing + m
     return {"committed": committed, "missing": missing, "queued": queued}
 
 

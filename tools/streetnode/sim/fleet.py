@@ -189,6 +189,13 @@ def node_outbox(node_dir, image=True, where=OUTBOX_DIR):
         return node_outbox(d, image=False)
 
 
+def delivery(expected, waiting, received):
+    """(committed, queued, missing) of one node: of the seqs it was to deliver (`expected`),
+    those that never arrived (not in `received`) but are still `waiting` in its outbox, and
+    those that never arrived and are gone (lost)."""
+    return len(expected), len((expected & waiting) - received), len(expected - waiting - received)
+
+
 CRASH_LIMIT = 5  # deaths in a row without a reading published: the node is given up
 LOG_TAIL = 8  # lines of a node's log printed when it dies at boot
 
@@ -386,10 +393,7 @@ class LiveView:
                 }
                 box = outboxes.get(node)
                 if box is not None:
-                    expected, waiting = box
-                    s["committed"] = len(expected)
-                    s["queued"] = len((expected & waiting) - seqs)
-                    s["missing"] = len(expected - waiting - seqs)
+                    s["committed"], s["queued"], s["missing"] = delivery(box[0], box[1], seqs)
             return out
 
     def close(self):
