@@ -28,10 +28,6 @@ def run(targets=TARGETS):
     return out
 
 
-def _kib(n):
-    return "%.1f KiB" % (n / 1024.0)
-
-
 def markdown(res):
     version = next(iter(res.values()))[0]
     head = "| part (version %s) | " % version + " | ".join("%s files, bytes, flash" % t for t in res) + " |"
@@ -40,10 +36,10 @@ def markdown(res):
         cells = []
         for _, rep in res.values():
             r = rep[part]
-            cells.append("%d, %s, %s" % (r["files"], _kib(r["bytes"]), _kib(r["flash"])))
+            cells.append("%d, %s, %s" % (r["files"], bundle._kib(r["bytes"]), bundle._kib(r["flash"])))
         name = "**total**" if part == "total" else part
         lines.append("| %s | %s |" % (name, " | ".join(cells)))
-    lines.append("| flash for two slots (A/B) | %s |" % " | ".join(_kib(rep["two_slots"]) for _, rep in res.values()))
+    lines.append("| flash for two slots (A/B) | %s |" % " | ".join(bundle._kib(rep["two_slots"]) for _, rep in res.values()))
     lines.append("")
     lines.append("- flash: whole file-system blocks (%s), an upper bound: littlefs stores very small files "
                  "inline; two slots: the app twice, boot.py and main.py once" %

@@ -277,11 +277,12 @@ def markdown(res):
         rows.append(("command to its result, median (max); %s answered" % res["cmd_answered"], rtt))
     rows.append(("load average before, after", "%.1f, %.1f" % (res["load_before"], res["load_after"])))
     cores = os.cpu_count() or 1
+    mem_mib = _mem_total_kib() // 1024
     per_node = res["cpu_percent_of_a_core_all_nodes"] / n + res.get("broker_cpu_percent_of_a_core", 0) / n
     by_cpu = int(cores * 100 / per_node) if per_node > 0 else None
-    by_mem = int(_mem_total_kib() / 1024 / res["rss_mib_per_node"]) if res["rss_mib_per_node"] else None
+    by_mem = int(mem_mib / res["rss_mib_per_node"]) if res["rss_mib_per_node"] else None
     rows.append(("nodes this machine carries at this interval (%d cores, %d MiB): by CPU (nodes and broker), "
-                 "by memory" % (cores, _mem_total_kib() // 1024),
+                 "by memory" % (cores, mem_mib),
                  "%s, %s" % (by_cpu if by_cpu is not None else "-", by_mem if by_mem is not None else "-")))  # fmt: skip
     head = "%d idle sim node(s), interval %g s, watched %g s, broker %s" % (n, res["interval_s"], res["window_s"],
                                                                         res["broker"])  # fmt: skip
