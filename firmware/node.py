@@ -137,7 +137,9 @@ class Node:
         self.kept_outboxes = []  # former node ids of this board whose outboxes wait on flash
         self._unsaved = []  # (seq, body) the outbox could not commit (a full or failing flash)
         self.logs = LogRing()  # the last lines printed, for the `logs` command
-        self._was_connected = False
+        # what the log last said of the link: True (connected), else the failure it gave
+        # (None before any): a failure is logged once, not at every attempt
+        self._link_said = None
 
     # -- boot ---------------------------------------------------------------------------
 
@@ -271,12 +273,16 @@ class Node:
             self.link.radio_down()
         if self.ota is not None:
             self.ota.tick(now)
-        if self.link.connected != self._was_connected:
-            self._was_connected = self.link.connected
-            if self._was_connected:
+        said = self._link_said
+        if self.link.connected:
+            if said is not True:
+                self._link_said = True
                 self.log("mqtt: connected (reconnects %d)" % self.link.reconnects)
-            else:
-                self.log("mqtt: link lost: %s" % (self.link.last_error,))
+        elif said is True or self.link.last_error != said:  # lost, or cannot connect (again, or for a new reason)
+            import errno
+
+            err = self._link_said = self.link.last_error
+            self.log("mqtt: no link: %s" % (errno.errorcode.get(err, err) if isinstance(err, int) else err,))
         self._identify(now)
         if self.wdt is not None:
             self.wdt.feed()  # reached only when the pass completed

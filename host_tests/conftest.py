@@ -21,6 +21,18 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = "skipped in CI, where nothing may be: %s" % reason
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole module that skips while it is collected (a module-level
+    pytest.skip or importorskip): in CI that is a failure too, not a quiet hole."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and _strict_ci():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = "skipped while collected in CI, where nothing may be: %s" % reason
+
+
 def _strict_ci():
     import os
 

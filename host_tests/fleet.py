@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from streetnode.common import mpy, mqtt
-from streetnode.common.paths import REPO
 
 
 def node_config(node_id, broker, interval_s=0.2, sensors=None, **extra):
@@ -83,13 +82,10 @@ class NodeRunner:
         self.write_file("config.json", json.dumps(cfg).encode())
 
     def start(self, cause="power_on"):
-        env = dict(os.environ)
-        env["MICROPYPATH"] = ":".join([str(self.lib), ".frozen"])
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [mpy.executable(), "-X", "heapsize=%s" % self.heap, "-m", "firmware.main_unix", str(self.dir), cause],
-                cwd=REPO,
-                env=env,
+                **mpy.compiled(self.lib, self.dir),  # from the .mpy tree, not the repository's sources
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -11,7 +11,6 @@ from streetnode.common.broker import Broker, find_mosquitto
 def make_pki(d, ip="127.0.0.1"):
     """Into directory `d`: ca.pem, ca.der, server.pem, server.key (the server certificate for
     `localhost` and `ip`), client.pem, client.key (a client certificate). Returns (CA in DER, the other CA in DER)."""
-    pytest.importorskip("cryptography.x509")
     from streetnode.security.pki import CA  # the one the sim uses for `sim --tls`
 
     ca, other = CA.new("streetnode test ca"), CA.new("streetnode test other-ca")

@@ -12,11 +12,10 @@ def test_size_bytes():
 
 
 def test_a_short_run_in_a_board_sized_heap_publishes_every_cycle_without_growth():
-    # The board's 96 KiB around the ROMFS image, issue 12's goal: `python -m streetnode.bench.heap
-    # --smallest --cycles 200` gives ROMFS 92 KiB (fails at 88) and .mpy 148 KiB (fails at 144)
-    # on branch heap (main had 116 and 180 with the OTA receiver merged). 96k is one probe step
-    # above the ROMFS figure; the .mpy run's 156k two steps above its figure (issue 12's 128 KiB
-    # from .mpy files is not reached: see docs/benchmarks.md, "Heap on a small board").
+    # The board's 96 KiB around the ROMFS image, issue 12's goal, and 156k for the run from
+    # .mpy files (issue 12's 128 KiB from .mpy files is not reached). The smallest heaps of
+    # record are written by `python -m streetnode.bench.heap --smallest` in docs/benchmarks.md,
+    # "Heap on a small board".
     res = bench_heap.run(cycles=200, heap="96k", mpy_heap="156k")
     for key in ("rom", "mpy"):
         r = res[key]

@@ -28,5 +28,6 @@ def test_node_benchmark_starts_drains_and_reports_its_heap():
     assert len(res["drain_rounds"]) == len(res["bare_rounds"]) == len(res["ratio_rounds"]) == 2
     assert res["bare_rx_per_s"] > 0 and res["drain_vs_bare_rx"] > 0
     assert res["mem_alloc_after_gc"] and res["mem_alloc_after_gc"]["min"] > 0
+    assert res["mem_alloc_idle_after_gc"] and res["mem_alloc_idle_after_gc"]["min"] > 0
     text = bench_node.table(res, 40, 1, markdown=True)
     assert "| drain / bare: median of the rounds' ratios (min .. max) |" in text and "records/s" in text

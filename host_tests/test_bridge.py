@@ -14,8 +14,7 @@ from host_tests.bridgekit import (T0, BridgeProc, Feeder, Publisher, bridge_stat
                                   unix, values, wait_for)  # fmt: skip
 from streetnode.common.broker import Broker, find_mosquitto
 
-pytest.importorskip("sensorthings", reason="django-ogc-sensorthings is in the test extra")
-
+import sensorthings  # noqa: E402,F401 - django-ogc-sensorthings, pinned in the test extra: missing, it fails
 from streetnode.integrator.sta_server import StaServer  # noqa: E402
 
 OUTAGE_S = 60  # the SensorThings server down mid-run, while the fleet goes on publishing

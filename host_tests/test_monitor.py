@@ -62,7 +62,9 @@ def test_each_alert_fires_and_nothing_for_the_healthy_node(fleet, mosquitto, tmp
     fleet.add("loop", faults=[{"sensor": "air", "kind": "brownout", "at_s": 1.0}])
     fleet.add("quiet")
     src = LiveSource(BrokerOptions(mosquitto.host, mosquitto.port), monitor.fleet_topics("streetnode"))
-    model = fleetwatch.Fleet("streetnode", stuck_n=8, stuck_s=1.0, min_silence_s=3.0, reboot_k=3, reboot_window_s=60)
+    # silent after 10 s without data (the nodes sample every 0.2 s): the healthy node
+    # would have to be starved of the CPU for 10 s to raise it on a loaded machine
+    model = fleetwatch.Fleet("streetnode", stuck_n=8, stuck_s=1.0, min_silence_s=10.0, reboot_k=3, reboot_window_s=60)
     out = io.StringIO()
     capture_path = tmp_path / "capture.jsonl"
     capture = monitor.CaptureWriter(str(capture_path))
@@ -120,13 +122,24 @@ def test_each_alert_fires_and_nothing_for_the_healthy_node(fleet, mosquitto, tmp
 
 
 class FakeSource:
-    def __init__(self, messages=()):
+    """Messages for monitor.watch on a virtual clock: each get() takes `timeout` of the
+    clock's time, so what the monitor draws depends on its rules, not on how fast this
+    machine is. `feed(t)` may give one more message per get (a live fleet)."""
+
+    def __init__(self, messages=(), start=None, feed=None):
         self.messages = list(messages)
+        self.t = time.time() if start is None else start
+        self.feed = feed
+
+    def clock(self):
+        return self.t
 
     def get(self, timeout):
+        self.t += timeout
+        if not self.messages and self.feed is not None:
+            self.messages.append(self.feed(self.t))
         if self.messages:
             return self.messages.pop(0)
-        time.sleep(min(timeout, 0.02))
         return None
 
     def drain(self):
@@ -167,23 +180,43 @@ def test_table_sorts_alerting_nodes_first_and_fits_the_height():
     assert "20.3°C" in lines[3] and "53%RH" in lines[3] and "1000hPa" in lines[3]
 
 
+def _frames(text):
+    return [fr for fr in text.split("\x1b[H")[1:] if fr]
+
+
 def test_tty_redraws_in_place_without_clearing_the_screen(monkeypatch):
     monkeypatch.setenv("COLUMNS", "90")
     monkeypatch.setenv("LINES", "12")
     now = time.time()
     f = _fleet_of(50, now)
     out = TTY()
-    msgs = [("streetnode/lamp-3/data", json.dumps({"seq": 4, "ts": int(now), "sensors": {}}), time.time())]
-    monitor.watch(FakeSource(msgs), f, out, duration=1.2, tty=True)
+    src = FakeSource(start=now)
+    src.messages = [("streetnode/lamp-3/data", json.dumps({"seq": 4, "ts": int(now), "sensors": {}}), now)]
+    monitor.watch(src, f, out, duration=1.2, tty=True, clock=src.clock)
     text = out.getvalue()
     assert "\x1b[2J" not in text  # never a full clear: no flicker
-    frames = text.split("\x1b[H")[1:]
-    frames = [fr for fr in frames if fr]
-    assert 1 <= len(frames) <= 6  # at most 4 redraws a second
+    frames = _frames(text)
+    assert 1 <= len(frames) <= 6  # 1.2 s of the virtual clock: at most 4 redraws a second
     last = frames[-1].split("\x1b[J")[0]
     assert last.count("\x1b[K") == last.count("\r\n") + 1
     assert last.count("\r\n") <= 11  # fits 12 lines
     assert "… " in last and " more" in last
+
+
+def test_tty_redraws_at_most_four_times_a_second_under_a_stream_of_data(monkeypatch):
+    """A message on every pass (0.1 s of the virtual clock each) for 10 s: the table is
+    redrawn for the new data, but never more than 4 times a second."""
+    monkeypatch.setenv("COLUMNS", "90")
+    monkeypatch.setenv("LINES", "12")
+    now = time.time()
+    f = _fleet_of(5, now)
+    seq = iter(range(4, 10**6))
+    src = FakeSource(start=now, feed=lambda t: ("streetnode/lamp-3/data", json.dumps(
+        {"seq": next(seq), "ts": int(t), "sensors": {"air": {"temperature": 20.0 + (t % 3)}}}), t))  # fmt: skip
+    out = TTY()
+    monitor.watch(src, f, out, duration=10.0, tty=True, clock=src.clock)
+    frames = _frames(out.getvalue())
+    assert 30 <= len(frames) <= 41, len(frames)  # 4 a second at most, and kept up with the data
 
 
 def test_not_a_tty_prints_events_as_lines():
@@ -193,7 +226,8 @@ def test_not_a_tty_prints_events_as_lines():
     for s in range(1, 5):
         msgs.append(("streetnode/n1/data", json.dumps({"seq": s, "ts": None, "sensors": {"air": {"temperature": 99.0}}}), now))
     out = io.StringIO()
-    monitor.watch(FakeSource(msgs), f, out, duration=0.6, tty=False)
+    src = FakeSource(msgs, start=now)
+    monitor.watch(src, f, out, duration=0.6, tty=False, clock=src.clock)
     text = out.getvalue()
     assert "\x1b[" not in text
     assert "ALERT n1 bounds air: temperature 99 °C outside -40..60" in text

@@ -214,6 +214,23 @@ def test_sim_romfs_says_why_a_node_does_not_fit_its_heap(tmp_path):
 
 
 @pytest.mark.usefixtures("mpy_tree")
+def test_sim_shows_the_last_lines_of_a_node_that_lives_but_published_nothing(tmp_path):
+    # Alive but silent (here its broker's port is wrong; a heap too small for its drivers
+    # does the same): the run ends with the node's own last lines, not only a count of 0.
+    r = _sim(tmp_path, "--nodes", "2", "--interval", "0.5", "--duration", "10",
+             "--set", 'sim-2:{"mqtt": {"port": 1}}', timeout=180)  # fmt: skip
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "sim-2 published no reading in this run; its last lines:" in out, out
+    assert "sim-1 published no reading" not in out, out
+    tail = out.split("sim-2 published no reading in this run; its last lines:")[1]
+    assert re.search(r"^  \| boot 1 \(reset power_on\)", tail, re.M), out
+    assert re.search(r"^  \| mqtt: no link: ECONNREFUSED$", tail, re.M), out  # once, by its name
+    assert tail.count("mqtt: no link") == 1, out
+    assert _temp_folders(tmp_path) == []
+
+
+@pytest.mark.usefixtures("mpy_tree")
 def test_sim_shows_why_a_node_dies_at_boot_and_stops_restarting_it(tmp_path):
     # A CA file the node's config names but its flash does not hold: it dies at every boot.
     r = _sim(tmp_path, "--nodes", "1", "--interval", "0.5", "--duration", "200",

@@ -29,7 +29,6 @@ from pathlib import Path
 from streetnode.bench.harness import DEVICE, render
 from streetnode.common import deps, mpy, mqtt
 from streetnode.common.broker import Broker
-from streetnode.common.paths import REPO
 from streetnode.sim.fleet import DEFAULT_SENSORS, EXIT_DEEPSLEEP, install_slots, node_config
 from streetnode.sim.flashimg import BOARD_FLASH_BYTES, FlashImage
 
@@ -124,11 +123,9 @@ def _node_dir(work, name, bundle_dir, broker, wifi):
 
 def _wake(d, lib, cause, wrapped):
     """One wake-up: (spawn ns, exit ns, the wrapper's figures or None)."""
-    env = dict(os.environ)
-    env["MICROPYPATH"] = "%s:.frozen" % lib  # as the sim's NodeProcess
     args = [str(SCRIPT)] if wrapped else ["-m", "firmware.main_unix"]
     t0 = time.time_ns()
-    p = subprocess.Popen(mpy.command(args + [str(d), cause], heapsize=HEAP), cwd=REPO, env=env,
+    p = subprocess.Popen(mpy.command(args + [str(d), cause], heapsize=HEAP), **mpy.compiled(lib, d),  # as the sim's nodes
                          stdout=subprocess.PIPE if wrapped else subprocess.DEVNULL, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL)  # fmt: skip
     out, _ = p.communicate(timeout=60)

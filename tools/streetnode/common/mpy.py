@@ -24,6 +24,21 @@ def environment(path=()):
     return env
 
 
+def compiled(tree, cwd):
+    """Popen keywords (env, cwd) to run code from the compiled tree `tree` only:
+    MICROPYPATH is the tree and .frozen, and the working directory is `cwd`, which must
+    hold no device code. MicroPython puts "" (the working directory) first on sys.path for
+    `-m` and `-c`, so `-m firmware.main_unix` run from the repository would import the
+    repository's sources and compile them in the node's heap instead of loading the .mpy."""
+    cwd = Path(cwd).resolve()
+    for package in ("firmware", "drivers", "hal"):
+        if (cwd / package).is_dir():
+            raise Failure("cannot run the compiled tree from %s: its %s/ would be imported first" % (cwd, package))
+    env = dict(os.environ)
+    env["MICROPYPATH"] = "%s:.frozen" % tree
+    return {"env": env, "cwd": str(cwd)}
+
+
 def command(args, heapsize=None):
     cmd = [executable()]
     if heapsize:

@@ -226,13 +226,10 @@ class NodeProcess:
         self.log_at = path.stat().st_size if path.exists() else 0
         self.received_at_start = received
         out = open(path, "ab")
-        env = dict(os.environ)
-        env["MICROPYPATH"] = "%s:.frozen" % self.lib  # the compiled tree only
         self.proc = subprocess.Popen(
             mpy.command(self.entry + [str(self.dir), self.cause] + ([str(self.romfs)] if self.romfs else []),
                         heapsize=self.heap),
-            cwd=REPO,
-            env=env,
+            **mpy.compiled(self.lib, self.dir),  # the compiled tree only, not the repository's sources
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -571,6 +568,13 @@ def run(args, out=sys.stdout):
                 except Exception as e:  # noqa: BLE001 - a report line, never a reason to fail the run
                     print("%s flash: %s" % (n.node_id, e), file=out, flush=True)
         if view is not None:
+            for n in nodes:  # alive but silent (a heap too small for its drivers, say): say why
+                if not n.given_up and not view.received(n.node_id):
+                    where = "" if temp_state and not args.keep_state else " (%s)" % (n.dir / "node.log")
+                    print("%s published no reading in this run; its last lines%s:" % (n.node_id, where), file=out,
+                          flush=True)  # fmt: skip
+                    for t in n.log_tail():
+                        print("  | " + t, file=out, flush=True)
             summary = view.summary(set(node_ids), outboxes)
             view.close()
         if broker is not None:
