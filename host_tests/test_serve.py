@@ -86,6 +86,16 @@ def world(tmp_path_factory, mpy_tree):
             fleet.stop()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_logs(request):
+    """Each test reads only its own browser logs: a test that failed before its `_clean`
+    leaves its expected refusals behind, and they must not fail the next test."""
+    if "browser" in request.fixturenames:
+        d = request.getfixturevalue("browser")
+        d.get_log("browser")
+        d.get_log("performance")
+
+
 @pytest.fixture(scope="module")
 def browser():
     from selenium import webdriver
@@ -161,9 +171,28 @@ def _wait_text(d, css, good, timeout, what):
 
 
 def _sign_in(d, url, password, next_path="/"):
+    """Sign in through the form, and return once the browser has left the form's page (the
+    answer, a redirect or a refusal, has loaded): the login URL names `next_path` too, so the
+    URL alone does not say the answer came."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     d.get(url + "/login?next=" + urllib.parse.quote(next_path))
-    d.find_element("id", "password").send_keys(password)
+    field = d.find_element("id", "password")
+    field.send_keys(password)
     d.find_element("id", "sign-in").click()
+
+    def answered():
+        try:
+            field.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return d.execute_script("return document.readyState") == "complete"
+
+    wait_until(answered, 30, "the answer to the sign-in form")
+
+
+def _path(d):
+    return urllib.parse.urlsplit(d.current_url).path
 
 
 def test_fleet_page_lists_the_nodes_with_live_values_on_a_phone(world, browser):
@@ -226,8 +255,8 @@ def test_identify_is_refused_without_the_crew_password_and_shows_the_result_with
     _shot(d, "serve-login.png")
     time.sleep(1.1)  # the slow-down after one wrong password
     _sign_in(d, url, PASSWORD, "/node/good")
-    wait_until(lambda: d.current_url.endswith("/node/good"), 15, "the way back to the node page")
-    assert "sign out" in _text(d, ".bar").lower()
+    assert _path(d) == "/node/good", d.current_url
+    wait_until(lambda: "sign out" in _text(d, ".bar").lower(), 15, "the signed-in bar")
     d.find_element("id", "identify").click()
     wait_until(lambda: "cmd/result: ok" in _text(d, "#cmd-result"), 30, "the node's cmd/result")
     assert "identify" in _text(d, "#cmd-sent")
