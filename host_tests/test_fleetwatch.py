@@ -66,6 +66,8 @@ def test_bounds_table_covers_the_contract_quantities():
 
 def test_quiet_values_are_dark_clean_or_saturated():
     assert quiet("illuminance", 0.0) and not quiet("illuminance", 300.0)
+    # a street lamp's steady light at night: the same count for hours, not a stuck chip
+    assert quiet("illuminance", 5.0) and quiet("illuminance", 50.0) and not quiet("illuminance", 51.0)
     assert quiet("pm2_5", 1) and not quiet("pm2_5", 12)
     assert quiet("humidity", 100.0) and not quiet("humidity", 60.0)
     assert not quiet("temperature", 0.0)
@@ -282,6 +284,17 @@ def test_darkness_and_clean_air_are_not_stuck():
     for _ in range(20):
         n.data(sensors={"light": {"illuminance": 0.0}, "pm": {"pm1_0": 0, "pm2_5": 1, "pm10": 2}})
     assert f.tick(n.t) == []
+
+
+def test_a_street_lamps_steady_light_is_not_stuck_but_a_frozen_day_is():
+    f = Fleet(P, stuck_n=5)
+    lamp, day = Feeder(f, "lamp"), Feeder(f, "day")
+    lamp.status()
+    day.status()
+    for _ in range(20):
+        lamp.data(sensors={"light": {"illuminance": 5.0}})
+        day.data(sensors={"light": {"illuminance": 812.0}})
+    assert [(e.node, e.kind) for e in f.tick(day.t) if e.what == "alert"] == [("day", "stuck")]
 
 
 def test_out_of_bounds_alert_and_clear():

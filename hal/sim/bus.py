@@ -86,10 +86,24 @@ class SimDevice:
         self.faults = Faults()
         self.transactions = 0
 
+    _run = None  # on a real clock: [ticks at the last look, ms since the first look]
+
     def elapsed_ms(self):
-        """Simulated time in ms: a VirtualClock's unwrapped now_ms, else the ticks."""
+        """Simulated time in ms: a VirtualClock's unwrapped now_ms; on a real clock the ms
+        since this chip was first asked, unwrapped. Not the ticks themselves: on the unix
+        port they count from the machine's boot, so the street's hour of the day (and
+        whether it is dark) would be the machine's uptime."""
         clk = self.clock
-        return clk.now_ms if hasattr(clk, "now_ms") else clk.ticks_ms()
+        if hasattr(clk, "now_ms"):
+            return clk.now_ms
+        now = clk.ticks_ms()
+        run = self._run
+        if run is None:
+            self._run = [now, 0]
+            return 0
+        run[1] += clk.ticks_diff(now, run[0])  # small ints, in place: no heap per call
+        run[0] = now
+        return run[1]
 
     def on_write(self, data):
         raise OSError(EIO)

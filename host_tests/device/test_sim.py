@@ -4,8 +4,10 @@
 from errno import EIO, ENODEV, ETIMEDOUT
 
 from hal import clock
+from drivers.bh1750 import BH1750
+from hal.sim.bh1750 import SimBH1750
 from hal.sim.bme280 import SimBME280
-from hal.sim.bus import RegisterDevice, SimI2C, SimPin, SimSPI, SimUART, SimUARTDevice
+from hal.sim.bus import RegisterDevice, SimDevice, SimI2C, SimPin, SimSPI, SimUART, SimUARTDevice
 from hal.sim.environment import Environment, StreetEnvironment
 from host_tests.device.support import raises, virtual_clock
 
@@ -275,3 +277,47 @@ def test_street_environment_has_a_day():
     assert env.sample("pm2_5", 8 * 3600000) > 2 * env.sample("pm2_5", 3 * 3600000)
     assert StreetEnvironment(seed=4).sample("temperature", 0) != env.sample("temperature", 8 * 3600000)
     raises(ValueError, env.set, rain=1)
+
+
+class _BootClock:
+    """A real clock as the unix port has it: ticks counted from the machine's boot, no
+    now_ms (here moved by sleep_ms, so that the test is exact)."""
+
+    def __init__(self, ticks, period=1 << 30):
+        self.t, self.mask, self.half = ticks, period - 1, period >> 1
+
+    def ticks_ms(self):
+        return self.t & self.mask
+
+    def ticks_diff(self, end, start):
+        return ((end - start + self.half) & self.mask) - self.half
+
+    def ticks_add(self, ticks, delta):
+        return (ticks + delta) & self.mask
+
+    def sleep_ms(self, ms):
+        if ms > 0:
+            self.t += ms
+
+
+def test_on_a_real_clock_a_chip_counts_from_its_first_look_across_the_wrap():
+    clk = _BootClock((1 << 30) - 1500)  # 12.4 days up: the ticks wrap in 1.5 s
+    dev = SimDevice(clk)
+    assert dev.elapsed_ms() == 0
+    clk.sleep_ms(1000)
+    assert dev.elapsed_ms() == 1000
+    clk.sleep_ms(1000)
+    assert dev.elapsed_ms() == 2000  # across the wrap, still counting up
+
+
+def test_the_street_keeps_its_own_hour_whatever_the_machines_uptime():
+    """A node's street starts at its start_hour (8:00, daylight) on a machine up 13.5 h:
+    the chip must not take the uptime for the time of day (21:30, dark)."""
+    clk = clock.install(_BootClock(int(13.5 * 3600000)))
+    try:
+        i2c = SimI2C()
+        i2c.attach(SimBH1750(StreetEnvironment(seed=1, start_hour=8.0), clock=clk), 0x23)
+        lux = BH1750(i2c, 0x23).read()["illuminance"]
+        assert lux > 1000, lux  # 8:00 in the street; 21:30 would read the lamp's 5 lx
+    finally:
+        clock.install(None)

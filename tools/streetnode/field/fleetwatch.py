@@ -58,10 +58,12 @@ UNITS = {
     "illuminance": "lx",
 }
 
-# A value that may legitimately stay the same for a long time: darkness, clean air,
-# saturated air. Such readings neither prove nor disprove a stuck sensor.
+# A value that may legitimately stay the same for a long time: darkness and street
+# lighting (a lamp's steady light reads the same BH1750 count all night; EN 13201's
+# lighting classes for streets are 2 to 50 lx), clean air, saturated air. Such readings
+# neither prove nor disprove a stuck sensor.
 _QUIET = {
-    "illuminance": lambda v: v <= 2.0,
+    "illuminance": lambda v: v <= 50.0,
     "pm1_0": lambda v: v <= 3.0,
     "pm2_5": lambda v: v <= 3.0,
     "pm10": lambda v: v <= 3.0,
