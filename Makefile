@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 RUNTIME_STAMP := $(VENV)/.runtime-stamp
 
-.PHONY: demo test bench clean cluster ha
+.PHONY: demo test bench screenshots clean cluster ha
 
 # The clustered broker of host_tests/test_failover.py: aedes + Redis, npm packages pinned in
 # host_tests/cluster/package-lock.json (installed with npm ci, never vendored). Without npm
@@ -58,6 +58,11 @@ test: $(STAMP) $(HA_STAMP) $(if $(NPM),$(CLUSTER))
 
 bench: $(STAMP)
 	$(VENV)/bin/streetnode bench
+
+# The crew page's screenshots in docs/img/ (docs/field.md), taken by its browser test; a plain
+# `make test` writes them to the test's temporary directory and leaves the tree as it was.
+screenshots: $(STAMP)
+	STREETNODE_SHOTS=docs/img $(PY) -m pytest -q host_tests/test_serve.py
 
 clean:
 	rm -rf $(VENV) $(HA_VENV) .pytest_cache .hypothesis host_tests/cluster/node_modules

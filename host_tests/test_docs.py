@@ -508,11 +508,10 @@ def _slug(heading):
 
 @pytest.mark.parametrize("path", DOCS, ids=[str(p.relative_to(REPO)) for p in DOCS])
 def test_links_lead_somewhere(path):
-    """Every relative link of a doc names a file that exists, and a heading in it."""
+    """Every relative link and image of a doc names a file that exists, and a heading in it."""
     text = path.read_text(encoding="utf-8")
     bad = []
-    for m in re.finditer(r"\]\(([^)\s]+)\)", text):
-        target = m.group(1)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text) + _IMG.findall(text):
         if re.match(r"^[a-z]+:", target):
             continue
         file, _, anchor = target.partition("#")
@@ -526,6 +525,16 @@ def test_links_lead_somewhere(path):
             if anchor not in slugs:
                 bad.append("%s: no heading with that anchor in %s" % (target, file or path.name))
     assert not bad, "%s:\n  %s" % (path.relative_to(REPO), "\n  ".join(bad))
+
+
+_IMG = re.compile(r"<img\s[^>]*?src=\"([^\"]+)\"")
+
+
+def test_every_image_is_shown():
+    """Each file of docs/img/ is shown by a doc (an image no doc shows is stale weight)."""
+    shown = {(p.parent / src).resolve() for p in DOCS for src in _IMG.findall(p.read_text(encoding="utf-8"))}
+    unshown = sorted(str(f.relative_to(REPO)) for f in (REPO / "docs" / "img").iterdir() if f.resolve() not in shown)
+    assert not unshown, "no doc shows %s" % ", ".join(unshown)
 
 
 def test_readme_maps_every_doc():

@@ -1,7 +1,8 @@
 """`streetnode serve` in a real browser: Debian's headless Chromium driven by Selenium through
 chromedriver, at a phone's 390x844 viewport, against real nodes (the firmware on the real
 MicroPython, simulated sensors, one of them frozen) on a real mosquitto, the page started
-as its users start it (the `streetnode serve` command). Screenshots go to docs/img/."""
+as its users start it (the `streetnode serve` command). Screenshots go to a temporary
+directory; `make screenshots` writes those of docs/field.md (docs/img/) with $STREETNODE_SHOTS."""
 
 import json
 import os
@@ -20,7 +21,7 @@ from host_tests.fieldfleet import Fleet, wait_until
 from streetnode.common import broker as _broker
 
 REPO = Path(__file__).resolve().parent.parent
-SHOTS = REPO / "docs" / "img"
+SHOTS_ENV = "STREETNODE_SHOTS"  # where the screenshots go (relative to the repository); unset: the test's tmp
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PASSWORD = "ladder-and-lamp-42"
@@ -76,7 +77,8 @@ def world(tmp_path_factory, mpy_tree):
                            "--check-timeout", "25", "--check-readings", "5", "--check-stuck-s", "1",
                            "--stuck-s", "5")  # fmt: skip
         try:
-            yield {"url": url, "broker": b, "tmp": tmp, "pwfile": pwfile}
+            shots = REPO / os.environ[SHOTS_ENV] if os.environ.get(SHOTS_ENV) else tmp / "shots"
+            yield {"url": url, "broker": b, "tmp": tmp, "pwfile": pwfile, "shots": shots}
         finally:
             proc.terminate()
             try:
@@ -139,9 +141,9 @@ def _clean(d, refused=()):
     return urls
 
 
-def _shot(d, name, full=False):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / name
+def _shot(d, world, name, full=False):
+    world["shots"].mkdir(parents=True, exist_ok=True)
+    path = world["shots"] / name
     if full:
         import base64
 
@@ -221,7 +223,7 @@ def test_fleet_page_lists_the_nodes_with_live_values_on_a_phone(world, browser):
     d.execute_script("document.getElementById('q').dispatchEvent(new Event('input'))")
     wait_until(lambda: d.find_element("id", "n-good").is_displayed(), 5, "the search to show every node again")
     time.sleep(1)  # one more live update before the picture
-    _shot(d, "serve-fleet.png")
+    _shot(d, world, "serve-fleet.png")
     html = d.page_source
     assert "s3cr3t-pw" not in html and "0ther-pw" not in html  # the register's secret column never shows
     _clean(d)
@@ -248,11 +250,11 @@ def test_identify_is_refused_without_the_crew_password_and_shows_the_result_with
     wait_until(lambda: "Refused" in _text(d, "#notice"), 15, "the refusal")
     assert "sign in" in _text(d, "#notice").lower()
     assert _text(d, "#cmd") == ""  # nothing was sent
-    _shot(d, "serve-identify-refused.png")
+    _shot(d, world, "serve-identify-refused.png")
 
     _sign_in(d, url, "not-the-password", "/node/good")
     wait_until(lambda: "Wrong password" in _text(d, "#login-error"), 15, "the wrong password said")
-    _shot(d, "serve-login.png")
+    _shot(d, world, "serve-login.png")
     time.sleep(1.1)  # the slow-down after one wrong password
     _sign_in(d, url, PASSWORD, "/node/good")
     assert _path(d) == "/node/good", d.current_url
@@ -279,7 +281,7 @@ def test_the_check_passes_for_a_healthy_node_and_fails_with_the_reason_for_a_fro
     for name in ("online", "firmware", "clock", "sensor air", "sensor light", "outbox", "signal", "reboots", "config"):
         assert name in items, items
     assert "FAIL" not in items
-    _shot(d, "serve-node.png", full=True)
+    _shot(d, world, "serve-node.png", full=True)
     _clean(d)
 
     d.get(url + "/node/frozen")
@@ -290,7 +292,7 @@ def test_the_check_passes_for_a_healthy_node_and_fails_with_the_reason_for_a_fro
     assert air and air[0].startswith("FAIL") and "stuck" in air[0], air
     light = [li.text for li in d.find_elements("css selector", "#check .items li") if "sensor light" in li.text]
     assert light and light[0].startswith("PASS"), light
-    _shot(d, "serve-check-fail.png", full=True)
+    _shot(d, world, "serve-check-fail.png", full=True)
     _clean(d)
 
     # the report for the fleet register, as the download link gives it
