@@ -193,10 +193,6 @@ def _sign_in(d, url, password, next_path="/"):
     wait_until(answered, 30, "the answer to the sign-in form")
 
 
-def _path(d):
-    return urllib.parse.urlsplit(d.current_url).path
-
-
 def test_fleet_page_lists_the_nodes_with_live_values_on_a_phone(world, browser):
     d = browser
     d.get(world["url"] + "/")
@@ -257,7 +253,7 @@ def test_identify_is_refused_without_the_crew_password_and_shows_the_result_with
     _shot(d, world, "serve-login.png")
     time.sleep(1.1)  # the slow-down after one wrong password
     _sign_in(d, url, PASSWORD, "/node/good")
-    assert _path(d) == "/node/good", d.current_url
+    assert urllib.parse.urlsplit(d.current_url).path == "/node/good", d.current_url
     wait_until(lambda: "sign out" in _text(d, ".bar").lower(), 15, "the signed-in bar")
     d.find_element("id", "identify").click()
     wait_until(lambda: "cmd/result: ok" in _text(d, "#cmd-result"), 30, "the node's cmd/result")

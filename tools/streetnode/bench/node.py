@@ -212,6 +212,10 @@ def table(res, records, starts, markdown=False):
 
     mem = res.get("mem_alloc_after_gc")
     idle = res.get("mem_alloc_idle_after_gc")
+
+    def heap_span(h):
+        return "%d .. %d B" % (h["min"], h["max"]) if h else "no health report"
+
     rows = [
         ["process start to the first reading at a subscriber, `.mpy` (median of %d)" % starts,
          ms(res.get("first_reading_ms_mpy"))],
@@ -224,10 +228,8 @@ def table(res, records, starts, markdown=False):
          "%.2f (%.2f .. %.2f)" % (res["drain_vs_bare"], min(res["ratio_rounds"]), max(res["ratio_rounds"]))],
         ["the bare loop's publishes as the same subscriber received them (median)", "%d /s" % res["bare_rx_per_s"]],
         ["drain / bare at the subscriber: median of the rounds' ratios", "%.2f" % res["drain_vs_bare_rx"]],
-        ["node heap after a collection, at its first reading, no backlog (64-bit objects)",
-         "%d .. %d B" % (idle["min"], idle["max"]) if idle else "no health report"],
-        ["the same during the drain, 16 records in flight",
-         "%d .. %d B" % (mem["min"], mem["max"]) if mem else "no health report"],
+        ["node heap after a collection, at its first reading, no backlog (64-bit objects)", heap_span(idle)],
+        ["the same during the drain, 16 records in flight", heap_span(mem)],
     ]  # fmt: skip
     notes = [
         "the node as .mpy with a BME280 on the real MicroPython unix port, heap %s, broker %s" % (res["heap"], res["broker"]),
