@@ -52,7 +52,9 @@ def parse(payload):
         if isinstance(payload, (bytes, bytearray, memoryview)):
             payload = bytes(payload).decode()
         msg = json.loads(payload)
-    except Exception:  # noqa: BLE001 - UnicodeError, ValueError, RuntimeError (depth), MemoryError
+    except MemoryError:  # a heap too full now, or nesting too deep for it: not "not JSON"
+        raise ValueError("out of memory: send it again", "")
+    except Exception:  # noqa: BLE001 - UnicodeError, ValueError, RuntimeError (depth)
         raise ValueError("not a JSON object", "")
     if not isinstance(msg, dict):
         raise ValueError("not a JSON object", "")

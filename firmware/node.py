@@ -70,6 +70,16 @@ def _unload(*names):
     gc.collect()
 
 
+def _command_id(payload):
+    """The id of a command the node could not handle, for its refusal; "" where even the id
+    cannot be read (not JSON, no string id, or the heap still too full)."""
+    try:
+        cid = json.loads(payload).get("id")
+    except (MemoryError, ValueError, AttributeError, TypeError, UnicodeError):
+        return ""
+    return cid if isinstance(cid, str) and len(cid) <= 64 else ""  # commands.MAX_ID
+
+
 def make_platform(cfg):
     """The hal backend for the board named in the config."""
     board = cfg.get("board", "unix-sim")
@@ -476,12 +486,20 @@ class Node:
     # -- commands -----------------------------------------------------------------------
 
     def _on_cmd(self, payload):
+        result = None
         try:
             cmds = _load("commands")
             result = cmds.handle(payload, cmds.node_handlers(self))
+        except MemoryError:
+            pass  # the commands module did not fit in the heap: refused below
         finally:
             cmds = None
             _unload("commands")
+        if result is None:
+            # Answered, so the sender knows to send it again rather than wait for a result
+            # that never comes (the command did not run); the heap is collected first.
+            gc.collect()
+            result = {"id": _command_id(payload), "ok": False, "error": "out of memory: send it again"}
         if not result["ok"]:
             self.log("cmd refused: %s" % (result.get("error"),))
         self._results.append(json.dumps(result).encode())

@@ -59,6 +59,24 @@ def test_malformed_payloads_answer_without_an_id():
         assert r["ok"] is False and r["id"] == "" and r["error"], (payload[:40], r)
 
 
+def test_a_heap_too_full_to_parse_the_command_says_so_not_that_it_is_not_json():
+    class NoHeap:
+        @staticmethod
+        def loads(text):
+            raise MemoryError("memory allocation failed, allocating 512 bytes")
+
+    log = []
+    real = commands.json
+    commands.json = NoHeap
+    try:
+        r = commands.handle(b'{"id": "7", "cmd": "health"}', _handlers(log))
+    finally:
+        commands.json = real
+    assert r == {"id": "", "ok": False, "error": "out of memory: send it again"}, r
+    assert log == []
+    assert commands.handle(b'{"id": "7", "cmd": "health"}', _handlers(log)) == {"id": "7", "ok": True}
+
+
 def test_thousands_of_hostile_payloads_never_raise():
     rng = Rng(1234)
     log = []

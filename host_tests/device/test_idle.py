@@ -201,6 +201,35 @@ def test_a_command_to_an_idle_node_is_answered_when_it_arrives():
         remove_tree(d)
 
 
+def test_a_command_that_finds_no_heap_is_refused_with_its_id_and_the_next_one_runs():
+    import firmware.node as node_module
+
+    node, be, d = _node(interval_s=3600, keepalive_s=600)
+    real_load = node_module._load
+    full = [True]
+
+    def load(name):  # the heap is too full to load the commands module once
+        if name == "commands" and full[0]:
+            full[0] = False
+            raise MemoryError("memory allocation failed, allocating 1536 bytes")
+        return real_load(name)
+
+    node_module._load = load
+    try:
+        node.step()
+        be.arrivals.append([START + 1000, b'{"id": "c1", "cmd": "identify", "args": {"seconds": 1}}'])
+        be.arrivals.append([START + 5000, b'{"id": "c2", "cmd": "identify", "args": {"seconds": 1}}'])
+        _run_until(node, START + 9000)
+        results = [json.loads(p[2]) for p in be.topics("cmd/result")]
+        assert results == [{"id": "c1", "ok": False, "error": "out of memory: send it again"},
+                           {"id": "c2", "ok": True}], results
+        assert node.step_errors == 0  # answered, not a failed step
+        assert [l for l in node.logs.last() if l.endswith("cmd refused: out of memory: send it again")], node.logs.last()
+    finally:
+        node_module._load = real_load
+        remove_tree(d)
+
+
 def test_backlog_drains_with_publishes_in_flight_and_fresh_readings_first():
     node, be, d = _node(interval_s=1, keepalive_s=600, health_every=1000)
     try:
