@@ -94,3 +94,31 @@ def test_the_broker_dies_with_a_killed_parent():
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_free_port_never_hands_out_a_port_it_gave_lately(monkeypatch):
+    """Two callers that ask before either binds (a cluster's Redis and its instances) get two
+    ports even where the kernel offers the same free port twice, as it may."""
+    from streetnode.common import broker
+
+    offers = iter([41001, 41001, 41002, 41001, 41002, 41003])
+
+    class OneSocket:
+        def __init__(self, *args):
+            self.port = None
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def bind(self, addr):
+            self.port = next(offers)
+
+        def getsockname(self):
+            return ("127.0.0.1", self.port)
+
+    monkeypatch.setattr(broker, "_GIVEN", [])
+    monkeypatch.setattr(broker.socket, "socket", OneSocket)
+    assert [broker.free_port() for _ in range(3)] == [41001, 41002, 41003]

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -37,10 +38,23 @@ def find_mosquitto():
     return "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
 
 
+_GIVEN = []  # the ports free_port handed out last, newest at the end
+_GIVEN_LOCK = threading.Lock()
+
+
 def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port free on `host` now, and none of the last 64 this process handed out: the
+    caller binds it later (a broker it starts), and two callers that ask before either has
+    bound (a cluster's Redis and its instances) would otherwise get the same port at times."""
+    with _GIVEN_LOCK:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
+            if port not in _GIVEN:
+                _GIVEN.append(port)
+                del _GIVEN[:-64]
+                return port
 
 
 def _die_with_parent():
